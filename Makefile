@@ -1,0 +1,64 @@
+# podyard: `make demo` sets everything up and converges the examples; `make test` runs every tier.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/pytest
+
+.PHONY: help venv docker images demo test test-unit test-docker test-lab lint bench lab lab-down clean
+
+help:  ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## Build .venv with podyard (editable) and the test tools
+
+docker:  ## Install and start a Docker engine when none answers
+	@if ! docker info >/dev/null 2>&1; then \
+	  if ! command -v dockerd >/dev/null; then \
+	    echo "installing docker.io"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static >/dev/null; \
+	  fi; \
+	  if ! docker info >/dev/null 2>&1; then \
+	    echo "starting dockerd (log: /var/log/dockerd.log)"; \
+	    nohup dockerd >/var/log/dockerd.log 2>&1 & \
+	    for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done; \
+	  fi; \
+	fi; docker info --format 'docker engine {{.ServerVersion}} is up'
+
+images: docker  ## Build the example and test images locally (no registry needed)
+	@bash examples/images/build.sh
+
+demo: venv images  ## Set up, converge the examples on the local engine, print status
+	$(BIN)/reconcile --validate examples/manifests
+	$(BIN)/reconcile examples/manifests
+	$(BIN)/podyard get pods
+	$(BIN)/podyard get rc
+
+test: venv images  ## Run every tier: unit, docker, lab
+	$(PYTEST) -m "unit or docker or lab"
+
+test-unit: venv  ## Pure code only, no Docker
+	$(PYTEST) -m unit
+
+test-docker: venv images  ## Against the local Docker engine
+	$(PYTEST) -m docker
+
+test-lab: venv images  ## Against the Ansible-provisioned lab hosts
+	$(PYTEST) -m lab
+
+lint: venv  ## ruff and mypy
+	$(BIN)/ruff check reconciler tests bench
+	$(BIN)/mypy
+
+bench: venv images  ## Run the benchmarks (results are printed as markdown)
+	$(BIN)/python bench/validate.py
+
+clean:  ## Remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

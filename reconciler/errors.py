@@ -1,0 +1,54 @@
+"""The error hierarchy: the bottom layer, imported by every other module, importing none.
+
+Errors carry intent, as kopf's do: a `TemporaryError` is retried on the next pass, a
+`ManifestError` waits for the input to change, a `ClusterError` means the cluster file or a
+node cannot be used at all. The CLI maps them to exit codes; nothing else does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PodyardError(Exception):
+    """Base of every error podyard raises on purpose."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with one manifest: where it is and why it is wrong."""
+
+    file: str
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.reason}"
+
+
+class ManifestError(PodyardError):
+    """The manifests are invalid; carries every problem found, not only the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        count = len(self.problems)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} in the manifests")
+
+
+class ClusterError(PodyardError):
+    """The cluster file is invalid or names a node that cannot be used."""
+
+
+class TemporaryError(PodyardError):
+    """A failure worth retrying later (an engine that does not answer, a busy name)."""
+
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class EngineError(PodyardError):
+    """The Docker engine refused an action for a reason retrying will not fix."""
