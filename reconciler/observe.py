@@ -1,0 +1,222 @@
+"""Observed state: Docker's container JSON, read back into pods through podyard's labels.
+
+Pure: it receives the engine's list output (one call per node, plus an inspect of the few
+containers that have exited, merged in by the driver) and returns typed pods. It never calls
+Docker. The labels defined here are the whole of podyard's persistent state: a controller that
+crashes, restarts or moves to another host rebuilds everything it knows from them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NotRequired, TypedDict
+
+PREFIX = "io.podyard."
+MANAGED = PREFIX + "managed"  # "true" on every container podyard creates; the ownership mark
+NAMESPACE = PREFIX + "pod.namespace"
+POD = PREFIX + "pod.name"
+UID = PREFIX + "pod.uid"
+CONTAINER = PREFIX + "container.name"  # "POD" for the pause container, as the kubelet names it
+OWNER = PREFIX + "owner"  # "ReplicationController/web", or "" for a bare pod
+TEMPLATE_HASH = PREFIX + "template-hash"
+REVISION = PREFIX + "revision"
+POD_LABELS = PREFIX + "pod.labels"  # the pod's own labels as JSON, for selectors
+RESTARTS = PREFIX + "restarts"  # total restarts of this container slot
+STREAK = PREFIX + "crash-streak"  # restarts since it last ran long enough to reset the backoff
+NODE = PREFIX + "node"
+SPEC = PREFIX + "container.spec-hash"  # per-container hash, to tell app containers apart
+
+PAUSE = "POD"
+
+
+class ContainerJSON(TypedDict):
+    """The subset of `GET /containers/json` that podyard reads (plus inspect fields)."""
+
+    Id: str
+    Names: list[str]
+    Image: str
+    State: str
+    Status: str
+    Created: int
+    Labels: dict[str, str]
+    NetworkSettings: NotRequired[dict[str, Any]]
+    # Merged in by the driver from `inspect`, for containers that are not running.
+    ExitCode: NotRequired[int]
+    StartedAt: NotRequired[str]
+    FinishedAt: NotRequired[str]
+    OOMKilled: NotRequired[bool]
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    id: str
+    name: str  # the Kubernetes container name, "POD" for the pause container
+    docker_name: str
+    image: str
+    state: str  # Docker's: created, running, exited, dead, paused, restarting, removing
+    created: float
+    restarts: int = 0
+    streak: int = 0
+    exit_code: int | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    oom_killed: bool = False
+    ip: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def exited(self) -> bool:
+        return self.state in ("exited", "dead")
+
+
+@dataclass(frozen=True)
+class ObservedPod:
+    """One pod as found on one node: its pause container and its app containers."""
+
+    node: str
+    namespace: str
+    name: str
+    uid: str
+    owner: str
+    template_hash: str
+    revision: str
+    labels: tuple[tuple[str, str], ...]
+    pause: ObservedContainer | None
+    containers: tuple[ObservedContainer, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def created(self) -> float:
+        return min(c.created for c in self.all_containers)
+
+    @property
+    def all_containers(self) -> tuple[ObservedContainer, ...]:
+        return ((self.pause,) if self.pause else ()) + self.containers
+
+    @property
+    def ip(self) -> str:
+        return self.pause.ip if self.pause else ""
+
+    @property
+    def restarts(self) -> int:
+        return sum(c.restarts for c in self.containers)
+
+    def container(self, name: str) -> ObservedContainer | None:
+        """The app container of that name, if it exists."""
+        return next((c for c in self.containers if c.name == name), None)
+
+    @property
+    def ready(self) -> bool:
+        """Every container present and running: what the READY column counts."""
+        return (
+            self.pause is not None
+            and self.pause.running
+            and all(c.running for c in self.containers)
+        )
+
+    @property
+    def phase(self) -> str:
+        """Kubernetes' pod phase, as near as Docker's states let us tell."""
+        if self.pause is None or not self.pause.running:
+            return "Failed" if self.pause and self.pause.exited else "Pending"
+        states = [c.state for c in self.containers]
+        if states and all(s == "running" for s in states):
+            return "Running"
+        exited = [c for c in self.containers if c.exited]
+        if exited and len(exited) == len(states):
+            return "Succeeded" if all(c.exit_code == 0 for c in exited) else "Failed"
+        return "Running" if "running" in states else "Pending"
+
+
+def parse_time(text: str | None) -> float:
+    """Docker's RFC 3339 time (nanoseconds, Z) as a Unix timestamp; 0 for the zero time."""
+    if not text or text.startswith("0001-"):
+        return 0.0
+    base, _, rest = text.partition(".")
+    fraction = rest.rstrip("Z").split("+")[0].split("-")[0] if rest else ""
+    tail = "+00:00" if text.endswith("Z") or not rest else "+" + rest.split("+", 1)[-1]
+    stamp = datetime.fromisoformat(base + (tail if "+" in tail else "+00:00")).timestamp()
+    return stamp + (float("0." + fraction) if fraction else 0.0)
+
+
+def container_from_json(raw: ContainerJSON) -> ObservedContainer:
+    """One engine container as podyard sees it."""
+    labels = raw.get("Labels") or {}
+    networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
+    ip = next((n.get("IPAddress", "") for n in networks.values() if n.get("IPAddress")), "")
+    return ObservedContainer(
+        id=raw["Id"],
+        name=labels.get(CONTAINER, ""),
+        docker_name=(raw.get("Names") or ["/"])[0].lstrip("/"),
+        image=raw.get("Image", ""),
+        state=raw.get("State", ""),
+        created=float(raw.get("Created", 0)),
+        restarts=_int(labels.get(RESTARTS)),
+        streak=_int(labels.get(STREAK)),
+        exit_code=raw.get("ExitCode"),
+        started_at=parse_time(raw.get("StartedAt")),
+        finished_at=parse_time(raw.get("FinishedAt")),
+        oom_killed=bool(raw.get("OOMKilled", False)),
+        ip=ip,
+    )
+
+
+def group_pods(node: str, raws: Iterable[ContainerJSON]) -> tuple[ObservedPod, ...]:
+    """Group one node's podyard containers into pods by pod uid; others are ignored."""
+    by_uid: dict[str, list[ContainerJSON]] = {}
+    for raw in raws:
+        labels = raw.get("Labels") or {}
+        if labels.get(MANAGED) == "true" and labels.get(UID):
+            by_uid.setdefault(labels[UID], []).append(raw)
+    pods = [_pod_from_group(node, uid, group) for uid, group in by_uid.items()]
+    return tuple(sorted(pods, key=lambda p: (p.namespace, p.name, p.created, p.uid)))
+
+
+def _pod_from_group(node: str, uid: str, group: list[ContainerJSON]) -> ObservedPod:
+    containers = [container_from_json(raw) for raw in group]
+    # The pause container carries the pod's identity; fall back to any member if it is gone.
+    pause = next((c for c in containers if c.name == PAUSE), None)
+    first = next((r for r in group if (r.get("Labels") or {}).get(CONTAINER) == PAUSE), group[0])
+    labels: Mapping[str, str] = first.get("Labels") or {}
+    return ObservedPod(
+        node=node,
+        namespace=labels.get(NAMESPACE, ""),
+        name=labels.get(POD, ""),
+        uid=uid,
+        owner=labels.get(OWNER, ""),
+        template_hash=labels.get(TEMPLATE_HASH, ""),
+        revision=labels.get(REVISION, ""),
+        labels=_pod_labels(labels.get(POD_LABELS)),
+        pause=pause,
+        containers=tuple(sorted((c for c in containers if c.name != PAUSE), key=_newest_last)),
+    )
+
+
+def _newest_last(c: ObservedContainer) -> tuple[str, float]:
+    return (c.name, c.created)
+
+
+def _pod_labels(text: str | None) -> tuple[tuple[str, str], ...]:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return ()
+    if not isinstance(data, dict):
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in data.items()))
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0

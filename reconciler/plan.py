@@ -1,0 +1,350 @@
+"""The plan: a pure diff of desired state against observed pods, into actions.
+
+Pure: `diff` reads no clock, no engine, no files; time, node list and name generation are
+passed in, so every decision can be tested with plain values. Deletions come first in a plan,
+then creations, then container restarts; the executor keeps that order between groups.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from reconciler import model, observe, schedule
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """Everything needed to (re)build a pod's containers on a node."""
+
+    namespace: str
+    name: str
+    uid: str
+    owner: str  # "ReplicationController/web" or ""
+    template: model.PodTemplate
+    revision: str
+
+    @property
+    def template_hash(self) -> str:
+        return self.template.hash
+
+
+@dataclass(frozen=True)
+class CreatePod:
+    node: str
+    pod: PodIdentity
+    reason: str
+
+    def describe(self) -> str:
+        owner = (
+            f" ({self.pod.owner.replace('ReplicationController/', 'rc/')})"
+            if self.pod.owner
+            else ""
+        )
+        return f"+ create pod {_qualified(self.pod.namespace, self.pod.name)}{owner} on {self.node}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class DeletePod:
+    node: str
+    namespace: str
+    name: str
+    uid: str
+    container_ids: tuple[str, ...]
+    reason: str
+
+    def describe(self) -> str:
+        return f"- delete pod {_qualified(self.namespace, self.name)} on {self.node}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RestartContainer:
+    """Replace one app container of a running pod: a new container joins the same pause."""
+
+    node: str
+    pod: PodIdentity
+    pause_id: str
+    container: str  # the Kubernetes container name
+    old_id: str  # "" when the container is missing altogether
+    restarts: int  # the new container's total restart count
+    streak: int  # the new container's crash streak (drives the backoff)
+    reason: str
+
+    def describe(self) -> str:
+        return (
+            f"~ restart container {self.container} of pod "
+            f"{_qualified(self.pod.namespace, self.pod.name)} on {self.node}: {self.reason}"
+        )
+
+
+Action = CreatePod | DeletePod | RestartContainer
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...] = ()
+    # Why something declared is not (yet) acted on: backoff, rollout waiting, no node fits.
+    waiting: tuple[str, ...] = ()
+    # When the next pass is due even without events (crash-loop backoff expiring), in seconds.
+    requeue_after: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def deletes(self) -> tuple[DeletePod, ...]:
+        return tuple(a for a in self.actions if isinstance(a, DeletePod))
+
+    def creates(self) -> tuple[CreatePod, ...]:
+        return tuple(a for a in self.actions if isinstance(a, CreatePod))
+
+    def restarts(self) -> tuple[RestartContainer, ...]:
+        return tuple(a for a in self.actions if isinstance(a, RestartContainer))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Kubernetes' crash-loop backoff: 10 s doubling to 5 min, reset after 10 min of running."""
+
+    initial: float = 10.0
+    maximum: float = 300.0
+    reset_after: float = 600.0
+
+    def delay(self, streak: int) -> float:
+        """How long to wait before the restart that follows `streak` quick restarts."""
+        if streak <= 0:
+            return 0.0
+        return min(self.initial * 2 ** (streak - 1), self.maximum)
+
+
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
+
+
+def random_suffix() -> str:
+    """Five characters, as the API server appends to generateName."""
+    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+
+
+def random_uid() -> str:
+    """A pod uid: 32 hex characters."""
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class Context:
+    """The inputs of a diff that are not state: time, node list, name and uid sources."""
+
+    now: float
+    nodes: tuple[schedule.Node, ...]
+    revision: str = ""
+    backoff: Backoff = field(default_factory=Backoff)
+    suffix: Callable[[], str] = random_suffix
+    uid: Callable[[], str] = random_uid
+
+
+def _qualified(namespace: str, name: str) -> str:
+    return name if namespace == model.DEFAULT_NAMESPACE else f"{namespace}/{name}"
+
+
+def diff(
+    desired: model.DesiredState, observed: Sequence[observe.ObservedPod], ctx: Context
+) -> Plan:
+    """Everything that must change for the observed pods to equal the desired state."""
+    builder = _Builder(ctx, list(observed))
+    declared_owners = set()
+    for pod in desired.pods:
+        builder.bare_pod(pod)
+    for rc in desired.controllers:
+        declared_owners.add((rc.namespace, owner_of(rc)))
+        builder.controller(rc)
+    builder.orphans({(p.namespace, p.name) for p in desired.pods}, declared_owners)
+    return builder.plan()
+
+
+def owner_of(rc: model.ReplicationController) -> str:
+    """The owner label value of an RC's pods."""
+    return f"ReplicationController/{rc.name}"
+
+
+class _Builder:
+    """Accumulates a plan; each method handles one kind of declared object."""
+
+    def __init__(self, ctx: Context, observed: list[observe.ObservedPod]) -> None:
+        self.ctx = ctx
+        self.observed = observed
+        self.deletes: list[DeletePod] = []
+        self.creates: list[CreatePod] = []
+        self.restarts: list[RestartContainer] = []
+        self.waiting: list[str] = []
+        self.requeue: float = math.inf
+        self.placed = schedule.Placement.from_pods(ctx.nodes, observed)
+
+    def plan(self) -> Plan:
+        requeue = None if math.isinf(self.requeue) else max(self.requeue, 0.0)
+        return Plan(
+            actions=(*self.deletes, *self.creates, *self.restarts),
+            waiting=tuple(self.waiting),
+            requeue_after=requeue,
+        )
+
+    # -- bare pods -------------------------------------------------------------------------
+
+    def bare_pod(self, pod: model.Pod) -> None:
+        mine = [p for p in self.observed if p.owner == "" and p.key == (pod.namespace, pod.name)]
+        keep = _best([p for p in mine if p.template_hash == pod.template.hash and not _broken(p)])
+        for p in mine:
+            if p is not keep:
+                changed = p.template_hash != pod.template.hash
+                self.delete(p, "spec changed" if changed else "duplicate or broken pod")
+        if keep is None:
+            reason = "spec changed" if mine else "declared"
+            self.create(pod.namespace, pod.name, "", pod.template, reason)
+        else:
+            self.heal(keep, pod.template)
+
+    # -- replication controllers -----------------------------------------------------------
+
+    def controller(self, rc: model.ReplicationController) -> None:
+        owner = owner_of(rc)
+        owned = [p for p in self.observed if p.owner == owner and p.namespace == rc.namespace]
+        for p in owned:
+            if _broken(p):
+                self.delete(p, "pod sandbox is gone")
+        alive = [p for p in owned if not _broken(p)]
+        current = [p for p in alive if p.template_hash == rc.template.hash]
+        old = [p for p in alive if p.template_hash != rc.template.hash]
+        for p in current:
+            self.heal(p, rc.template)
+        surge = 1 if old else 0  # roll one pod at a time, new before old
+        room = max(0, rc.replicas + surge - len(alive))
+        missing = min(max(0, rc.replicas - len(current)), room if old else rc.replicas)
+        for _ in range(missing):
+            name = f"{rc.name}-{self.ctx.suffix()}"
+            reason = "rolling update" if old else f"replicas {len(current)} < {rc.replicas}"
+            self.create(rc.namespace, name, owner, rc.template, reason)
+        ready = sum(p.ready for p in alive)
+        for p in rank(old):
+            if not p.ready or ready - 1 >= rc.replicas:
+                self.delete(p, "template changed")
+                ready -= p.ready
+            else:
+                self.waiting.append(f"rc/{rc.name}: rolling update waits for new pods to be ready")
+                break
+        extra = len(current) - rc.replicas
+        for p in rank(current)[: max(0, extra)]:
+            self.delete(p, f"replicas {len(current)} > {rc.replicas}")
+
+    # -- what nobody declares any more -----------------------------------------------------
+
+    def orphans(self, bare: set[tuple[str, str]], owners: set[tuple[str, str]]) -> None:
+        for p in self.observed:
+            declared = (p.namespace, p.owner) in owners if p.owner else p.key in bare
+            if not declared:
+                self.delete(p, "no longer declared")
+
+    # -- one pod's containers --------------------------------------------------------------
+
+    def heal(self, pod: observe.ObservedPod, template: model.PodTemplate) -> None:
+        """Restart or re-create app containers of a pod whose sandbox is running."""
+        assert pod.pause is not None
+        identity = PodIdentity(pod.namespace, pod.name, pod.uid, pod.owner, template, pod.revision)
+        policy = template.spec.restart_policy
+        for spec in template.spec.containers:
+            seen = pod.container(spec.name)
+            if seen is None or seen.state == "created":
+                self.restart(pod, identity, spec.name, seen, 0, "container missing")
+                continue
+            if (
+                not seen.exited
+                or policy == "Never"
+                or (policy == "OnFailure" and seen.exit_code == 0)
+            ):
+                continue
+            ran = seen.finished_at - seen.started_at
+            streak = 0 if ran >= self.ctx.backoff.reset_after else seen.streak
+            due = seen.finished_at + self.ctx.backoff.delay(streak)
+            if due > self.ctx.now:
+                self.requeue = min(self.requeue, due - self.ctx.now)
+                self.waiting.append(
+                    f"pod {_qualified(pod.namespace, pod.name)}: back-off {due - self.ctx.now:.0f}s "
+                    f"restarting failed container {spec.name}"
+                )
+                continue
+            reason = f"exited with code {seen.exit_code}"
+            self.restart(pod, identity, spec.name, seen, streak + 1, reason)
+
+    def restart(
+        self,
+        pod: observe.ObservedPod,
+        identity: PodIdentity,
+        container: str,
+        seen: observe.ObservedContainer | None,
+        streak: int,
+        reason: str,
+    ) -> None:
+        assert pod.pause is not None
+        restarts = (
+            seen.restarts + 1
+            if seen and seen.state != "created"
+            else (seen.restarts if seen else 0)
+        )
+        self.restarts.append(
+            RestartContainer(
+                node=pod.node,
+                pod=identity,
+                pause_id=pod.pause.id,
+                container=container,
+                old_id=seen.id if seen else "",
+                restarts=restarts,
+                streak=streak,
+                reason=reason,
+            )
+        )
+
+    def create(
+        self, namespace: str, name: str, owner: str, template: model.PodTemplate, reason: str
+    ) -> None:
+        node, why_not = self.placed.choose(template.spec)
+        if node is None:
+            self.waiting.append(f"pod {_qualified(namespace, name)} is unschedulable: {why_not}")
+            return
+        identity = PodIdentity(namespace, name, self.ctx.uid(), owner, template, self.ctx.revision)
+        self.creates.append(CreatePod(node, identity, reason))
+
+    def delete(self, pod: observe.ObservedPod, reason: str) -> None:
+        if any(d.uid == pod.uid for d in self.deletes):
+            return
+        ids = tuple(c.id for c in pod.all_containers)
+        self.deletes.append(DeletePod(pod.node, pod.namespace, pod.name, pod.uid, ids, reason))
+        self.placed.release(pod.node)
+
+
+def _broken(pod: observe.ObservedPod) -> bool:
+    """A pod whose sandbox (pause container) is missing or not running cannot be healed."""
+    return pod.pause is None or not pod.pause.running
+
+
+def _best(pods: Iterable[observe.ObservedPod]) -> observe.ObservedPod | None:
+    """The most valuable of several candidates: the last of `rank`."""
+    ranked = rank(list(pods))
+    return ranked[-1] if ranked else None
+
+
+def rank(pods: Sequence[observe.ObservedPod]) -> list[observe.ObservedPod]:
+    """Least valuable first, as the Kubernetes controller ranks pods for deletion.
+
+    Not running before running, not ready before ready, more restarts before fewer, newer
+    before older; the uid breaks ties so the order is total and deterministic.
+    """
+    return sorted(
+        pods,
+        key=lambda p: (
+            p.pause is not None and p.pause.running,
+            p.ready,
+            -p.restarts,
+            -p.created,
+            p.uid,
+        ),
+    )
