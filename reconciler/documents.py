@@ -1,0 +1,214 @@
+"""YAML and JSON text -> plain documents, with the line of every field, refusing hostile input.
+
+Pure: works on text already read; no file or network I/O. The parser is libyaml's event
+stream (`yaml.CSafeLoader` when PyYAML was built with it): events come from an iterative C
+state machine, so a deeply nested file cannot exhaust the Python stack, and building the
+values here lets us record lines, reject duplicate keys as Kubernetes' strict decoding does,
+and stop alias bombs before they expand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Path = tuple[str | int, ...]
+
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "value")}
+_COLLECTION_TAGS = {_TAG + "map", _TAG + "seq"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one manifest file; exceeding one is a problem, not a slow run."""
+
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 64
+    max_aliases: int = 100
+    max_alias_nodes: int = 10_000
+
+
+@dataclass
+class Document:
+    """One YAML document: its value and the line (1-based) of each field path in it."""
+
+    data: Any
+    lines: dict[Path, int]
+    line: int
+
+    def line_of(self, path: Path) -> int:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return self.line
+
+
+@dataclass
+class ParseError(Exception):
+    """The text is not acceptable YAML; `line` is 1-based (0 when unknown)."""
+
+    line: int
+    reason: str
+
+
+@dataclass
+class _Frame:
+    value: dict[str, Any] | list[Any]
+    path: Path
+    anchor: str | None
+    size: int = 1
+    key: str | None = None
+    key_line: int = 0
+    first_lines: dict[str, int] = field(default_factory=dict)
+
+
+class _Builder:
+    """Turns the event stream of one file into Documents, enforcing the limits."""
+
+    def __init__(self, text: str, limits: Limits) -> None:
+        self.loader = _Loader(text)
+        self.limits = limits
+        self.aliases = 0
+        self.alias_nodes = 0
+        self.anchors: dict[str, tuple[Any, int]] = {}
+
+    def documents(self) -> Iterator[Document]:
+        try:
+            while True:
+                event = self.loader.get_event()
+                if isinstance(event, yaml.StreamEndEvent):
+                    return
+                if isinstance(event, yaml.DocumentStartEvent):
+                    yield self.document(event.start_mark.line + 1)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            line = mark.line + 1 if mark is not None else 0
+            raise ParseError(line, f"invalid YAML: {e.problem or e.context}") from e
+        except yaml.YAMLError as e:
+            raise ParseError(0, f"invalid YAML: {str(e).splitlines()[0]}") from e
+        finally:
+            self.loader.dispose()
+
+    def document(self, start: int) -> Document:
+        self.anchors = {}
+        lines: dict[Path, int] = {}
+        stack: list[_Frame] = []
+        root: list[Any] = []
+        while True:
+            event = self.loader.get_event()
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.DocumentEndEvent):
+                return Document(root[0] if root else None, lines, start)
+            if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                done = stack.pop()
+                if done.anchor is not None:
+                    self.anchors[done.anchor] = (done.value, done.size)
+                self.attach(stack, root, lines, done.value, done.size, done.path, 0)
+                continue
+            path = self.child_path(stack, event, line)
+            if path is None:
+                continue  # that scalar was a mapping key
+            if isinstance(event, yaml.AliasEvent):
+                value, size = self.alias(event, line)
+                self.attach(stack, root, lines, value, size, path, line)
+            elif isinstance(event, yaml.ScalarEvent):
+                value = self.scalar(event, line)
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (value, 1)
+                self.attach(stack, root, lines, value, 1, path, line)
+            else:
+                self.check_tag(event.tag, _COLLECTION_TAGS, line)
+                if len(stack) >= self.limits.max_depth:
+                    raise ParseError(line, f"nested deeper than {self.limits.max_depth} levels")
+                lines[path] = lines.get(path, line)
+                container: dict[str, Any] | list[Any]
+                container = {} if isinstance(event, yaml.MappingStartEvent) else []
+                stack.append(_Frame(container, path, event.anchor))
+
+    def child_path(self, stack: list[_Frame], event: Any, line: int) -> Path | None:
+        """The path of the node `event` starts; None when it is a key (then it is recorded)."""
+        if not stack:
+            return ()
+        top = stack[-1]
+        if isinstance(top.value, list):
+            return (*top.path, len(top.value))
+        if top.key is not None:
+            return (*top.path, top.key)
+        if not isinstance(event, yaml.ScalarEvent):
+            raise ParseError(line, "a mapping key must be a string, not a list or mapping")
+        if event.tag is None and event.value == "<<" and event.implicit[0]:
+            raise ParseError(line, "YAML merge keys (<<) are not supported: write the fields out")
+        key = self.scalar(event, line)
+        if not isinstance(key, str):
+            raise ParseError(line, f"mapping key {event.value} must be a string: quote it")
+        if key in top.value:
+            first = top.first_lines[key]
+            raise ParseError(line, f"duplicate key {key!r} (first at line {first})")
+        top.key, top.key_line = key, line
+        top.first_lines[key] = line
+        return None
+
+    def attach(
+        self, stack: list[_Frame], root: list[Any], lines: dict[Path, int],
+        value: Any, size: int, path: Path, line: int,
+    ) -> None:
+        if line:
+            lines[path] = line
+        if not stack:
+            root.append(value)
+            return
+        top = stack[-1]
+        top.size += size
+        if isinstance(top.value, list):
+            top.value.append(value)
+        else:
+            assert top.key is not None
+            lines[path] = top.key_line
+            top.value[top.key] = value
+            top.key = None
+
+    def alias(self, event: Any, line: int) -> tuple[Any, int]:
+        if event.anchor not in self.anchors:
+            raise ParseError(line, f"alias *{event.anchor} refers to no complete anchor")
+        value, size = self.anchors[event.anchor]
+        self.aliases += 1
+        self.alias_nodes += size
+        if self.aliases > self.limits.max_aliases:
+            raise ParseError(line, f"more than {self.limits.max_aliases} YAML aliases")
+        if self.alias_nodes > self.limits.max_alias_nodes:
+            raise ParseError(
+                line, f"YAML aliases expand to more than {self.limits.max_alias_nodes} nodes"
+            )
+        return value, size
+
+    def scalar(self, event: Any, line: int) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        self.check_tag(tag, _SCALAR_TAGS, line)
+        if tag in (_TAG + "str", _TAG + "timestamp", _TAG + "value"):
+            return event.value  # Kubernetes reads timestamps as the strings they are
+        node = yaml.ScalarNode(tag, event.value)
+        value = self.loader.yaml_constructors[tag](self.loader, node)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParseError(line, f"{event.value} is not a number JSON can carry")
+        return value
+
+    @staticmethod
+    def check_tag(tag: str | None, allowed: set[str], line: int) -> None:
+        if tag is not None and tag != "!" and tag not in allowed:
+            raise ParseError(line, f"YAML tag {tag} is not supported")
+
+
+def parse(text: str, limits: Limits = Limits()) -> Iterator[Document]:
+    """Each document in `text` (YAML, or JSON which is YAML), empty ones included as None."""
+    return _Builder(text, limits).documents()
