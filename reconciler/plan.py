@@ -43,7 +43,8 @@ class CreatePod:
             if self.pod.owner
             else ""
         )
-        return f"+ create pod {_qualified(self.pod.namespace, self.pod.name)}{owner} on {self.node}: {self.reason}"
+        name = _qualified(self.pod.namespace, self.pod.name)
+        return f"+ create pod {name}{owner} on {self.node}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -267,8 +268,9 @@ class _Builder:
             due = seen.finished_at + self.ctx.backoff.delay(streak)
             if due > self.ctx.now:
                 self.requeue = min(self.requeue, due - self.ctx.now)
+                name = _qualified(pod.namespace, pod.name)
                 self.waiting.append(
-                    f"pod {_qualified(pod.namespace, pod.name)}: back-off {due - self.ctx.now:.0f}s "
+                    f"pod {name}: back-off {due - self.ctx.now:.0f}s "
                     f"restarting failed container {spec.name}"
                 )
                 continue

@@ -1,0 +1,122 @@
+"""Nodes: the cluster file, and each node's health as seen by the controller.
+
+The cluster file (`/etc/podyard/cluster.yml`, written by the Ansible `controller` role) lists
+the nodes and the TLS files for their engines. Without one, the local engine is the only node.
+
+Health is pure bookkeeping with an injected clock: a node whose engine stops answering is
+still `Ready` during a grace period (a slow engine must not make its pods look lost); after it,
+the node is `NotReady`, its pods count as gone, and the plan replaces them elsewhere, as the
+Kubernetes node lifecycle controller does.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler import errors, model, schedule
+
+DEFAULT_GRACE = 20.0  # seconds an unanswering node keeps its pods before they move
+
+
+@dataclass(frozen=True)
+class TLS:
+    ca: str
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    endpoint: str  # "unix:///var/run/docker.sock" or "tcp://10.0.0.11:2376"
+    pod_subnet: str = ""
+    labels: model.Pairs = ()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    nodes: tuple[NodeConfig, ...]
+    tls: TLS | None = None
+    service_cidr: str = "10.96.0.0/16"
+    registry: str = ""
+
+
+def local_cluster() -> Cluster:
+    """The embedded default: the local engine is the one node, named after the host."""
+    return Cluster(nodes=(NodeConfig(socket.gethostname(), "unix:///var/run/docker.sock"),))
+
+
+def load_cluster(path: Path) -> Cluster:
+    """Read and check a cluster file; ClusterError names what is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise errors.ClusterError(f"{path}: cannot read cluster file: {e}") from e
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) or not data["nodes"]:
+        raise errors.ClusterError(f"{path}: needs a non-empty `nodes` list")
+    nodes = tuple(_node(path, i, n) for i, n in enumerate(data["nodes"]))
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise errors.ClusterError(f"{path}: node names must be unique: {names}")
+    tls = data.get("tls")
+    uses_tcp = any(n.endpoint.startswith("tcp://") for n in nodes)
+    if uses_tcp and not (isinstance(tls, dict) and all(tls.get(k) for k in ("ca", "cert", "key"))):
+        # Docker's TCP API is never used without mutual TLS.
+        raise errors.ClusterError(f"{path}: tcp:// endpoints need tls.ca, tls.cert, tls.key")
+    return Cluster(
+        nodes=nodes,
+        tls=TLS(str(tls["ca"]), str(tls["cert"]), str(tls["key"])) if tls else None,
+        service_cidr=str(data.get("serviceCIDR", "10.96.0.0/16")),
+        registry=str(data.get("registry", "")),
+    )
+
+
+def _node(path: Path, index: int, raw: Any) -> NodeConfig:
+    if not isinstance(raw, dict) or not raw.get("name") or not raw.get("endpoint"):
+        raise errors.ClusterError(f"{path}: nodes[{index}] needs `name` and `endpoint`")
+    endpoint = str(raw["endpoint"])
+    if not endpoint.startswith(("tcp://", "unix://")):
+        raise errors.ClusterError(f"{path}: nodes[{index}].endpoint must be tcp:// or unix://")
+    return NodeConfig(
+        name=str(raw["name"]),
+        endpoint=endpoint,
+        pod_subnet=str(raw.get("podSubnet", "")),
+        labels=model.pairs(raw.get("labels")),
+    )
+
+
+@dataclass
+class Health:
+    """When each node last answered, and since when it has not."""
+
+    grace: float = DEFAULT_GRACE
+    failing_since: dict[str, float] = field(default_factory=dict)
+    last_error: dict[str, str] = field(default_factory=dict)
+
+    def answered(self, node: str) -> None:
+        """The node's engine answered."""
+        self.failing_since.pop(node, None)
+        self.last_error.pop(node, None)
+
+    def failed(self, node: str, now: float, error: str) -> None:
+        """The node's engine did not answer at `now`."""
+        self.failing_since.setdefault(node, now)
+        self.last_error[node] = error
+
+    def ready(self, node: str) -> bool:
+        """Answering, as of the last check."""
+        return node not in self.failing_since
+
+    def lost(self, node: str, now: float) -> bool:
+        """Not answering for longer than the grace period: its pods are to be replaced."""
+        since = self.failing_since.get(node)
+        return since is not None and now - since >= self.grace
+
+    def scheduling_view(self, cluster: Cluster) -> tuple[schedule.Node, ...]:
+        """The nodes as the scheduler sees them: labels, and whether new pods may go there."""
+        return tuple(schedule.Node(n.name, n.labels, self.ready(n.name)) for n in cluster.nodes)
