@@ -9,6 +9,7 @@ crashes, restarts or moves to another host rebuilds everything it knows from the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,15 +138,18 @@ class ObservedPod:
         return "Running" if "running" in states else "Pending"
 
 
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
 def parse_time(text: str | None) -> float:
     """Docker's RFC 3339 time (nanoseconds, Z) as a Unix timestamp; 0 for the zero time."""
-    if not text or text.startswith("0001-"):
+    match = _RFC3339.match(text or "")
+    if not match or match.group(1).startswith("0001-"):
         return 0.0
-    base, _, rest = text.partition(".")
-    fraction = rest.rstrip("Z").split("+")[0].split("-")[0] if rest else ""
-    tail = "+00:00" if text.endswith("Z") or not rest else "+" + rest.split("+", 1)[-1]
-    stamp = datetime.fromisoformat(base + (tail if "+" in tail else "+00:00")).timestamp()
-    return stamp + (float("0." + fraction) if fraction else 0.0)
+    seconds, fraction, zone = match.groups()
+    offset = "+00:00" if zone == "Z" else zone
+    stamp = datetime.fromisoformat(seconds + offset).timestamp()
+    return stamp + (float("0" + fraction) if fraction else 0.0)
 
 
 def container_from_json(raw: ContainerJSON) -> ObservedContainer:

@@ -38,7 +38,12 @@ def container(name: str, state: str = "running", **kw: object) -> observe.Observ
     fields: dict[str, object] = {"created": NOW - 100, "ip": "10.0.0.2" if name == "POD" else ""}
     fields.update(kw)
     return observe.ObservedContainer(
-        id=f"id-{name}-{next(_ids)}", name=name, docker_name=name, image="x", state=state, **fields  # type: ignore[arg-type]
+        id=f"id-{name}-{next(_ids)}",
+        name=name,
+        docker_name=name,
+        image="x",
+        state=state,
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -178,9 +183,7 @@ def test_pods_of_an_rc_no_longer_declared_are_deleted() -> None:
 
 def test_bare_pod_is_created_then_left_alone() -> None:
     bare = model.Pod("default", "db", template())
-    assert lines(plan.diff(state(bare), [], context())) == [
-        "+ create pod db on n1: declared"
-    ]
+    assert lines(plan.diff(state(bare), [], context())) == ["+ create pod db on n1: declared"]
     assert plan.diff(state(bare), [pod("db", template())], context()).empty
 
 
@@ -222,7 +225,11 @@ def test_crash_loop_backs_off_exponentially(
 ) -> None:
     bare = model.Pod("default", "db", template())
     crashed = container(
-        "app", "exited", exit_code=1, streak=streak, started_at=NOW - finished_ago - 1,
+        "app",
+        "exited",
+        exit_code=1,
+        streak=streak,
+        started_at=NOW - finished_ago - 1,
         finished_at=NOW - finished_ago,
     )
     p = plan.diff(state(bare), [pod("db", template(), app=crashed)], context())
@@ -243,7 +250,9 @@ def test_backoff_resets_after_ten_minutes_of_clean_running() -> None:
     ("policy", "code", "restarted"),
     [("Always", 0, True), ("OnFailure", 0, False), ("OnFailure", 2, True), ("Never", 2, False)],
 )
-def test_restart_policy_decides_which_exits_restart(policy: str, code: int, restarted: bool) -> None:
+def test_restart_policy_decides_which_exits_restart(
+    policy: str, code: int, restarted: bool
+) -> None:
     t = template(restart=policy)
     bare = model.Pod("default", "job", t)
     done = container("app", "exited", exit_code=code, finished_at=NOW - 1)
