@@ -1,0 +1,141 @@
+"""Applying a plan: each action on its node's driver, with bounded parallelism per node.
+
+Owns the order of a plan's groups (every deletion, then every creation, then every container
+restart: a deleted pod frees its node and its host ports before a new one arrives) and the
+accounting of what happened. One failed action is recorded and does not stop the others; the
+next pass plans again. It makes no decision of its own and never talks to Docker except
+through `driver.Driver`; it does not retry (the loop does).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from reconciler import driver, errors, plan
+
+
+@dataclass(frozen=True)
+class Result:
+    """One action as it ended: the error it raised (None if it worked) and how long it took."""
+
+    action: plan.Action
+    error: Exception | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything an `apply` did, in completion order, and what it did not start."""
+
+    results: tuple[Result, ...] = ()
+    skipped: tuple[plan.Action, ...] = ()  # not started: a stop was requested
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> tuple[Result, ...]:
+        return tuple(r for r in self.results if r.error is not None)
+
+    @property
+    def succeeded(self) -> tuple[Result, ...]:
+        return tuple(r for r in self.results if r.error is None)
+
+    @property
+    def complete(self) -> bool:
+        """Every action was attempted and none failed."""
+        return not self.skipped and not self.failed
+
+
+OnResult = Callable[[Result], None]
+
+
+def apply(
+    the_plan: plan.Plan,
+    drivers: Mapping[str, driver.Driver],
+    *,
+    parallelism: int = 8,
+    on_result: OnResult | None = None,
+    stop: threading.Event | None = None,
+) -> Outcome:
+    """Run the plan's deletions, then creations, then restarts; report each as it ends.
+
+    `on_result` is called from worker threads, one call at a time. Once `stop` is set no
+    further action starts; actions under way finish and are reported.
+    """
+    run = _Run(drivers, on_result, stop or threading.Event())
+    started = time.monotonic()
+    pools = {name: ThreadPoolExecutor(max(1, parallelism), f"apply-{name}") for name in drivers}
+    try:
+        for group in (the_plan.deletes(), the_plan.creates(), the_plan.restarts()):
+            run.group(group, pools)
+    finally:
+        for pool in pools.values():
+            pool.shutdown(wait=True)
+    return Outcome(tuple(run.results), tuple(run.skipped), time.monotonic() - started)
+
+
+class _Run:
+    """The mutable state of one `apply`, shared by its worker threads under one lock."""
+
+    def __init__(
+        self, drivers: Mapping[str, driver.Driver], on_result: OnResult | None,
+        stop: threading.Event,
+    ) -> None:
+        self.drivers = drivers
+        self.on_result = on_result
+        self.stop = stop
+        self.lock = threading.Lock()
+        self.results: list[Result] = []
+        self.skipped: list[plan.Action] = []
+
+    def group(
+        self, actions: Iterable[plan.Action], pools: Mapping[str, ThreadPoolExecutor]
+    ) -> None:
+        """Run one group across every node and wait for all of it: groups do not overlap."""
+        futures: list[Future[None]] = []
+        for action in actions:
+            pool = pools.get(action.node)
+            if pool is None:
+                self.finish(action, errors.ClusterError(f"unknown node {action.node}"), 0.0)
+                continue
+            futures.append(pool.submit(self.one, action))
+        for future in futures:
+            future.result()  # re-raises only a failing on_result callback
+
+    def one(self, action: plan.Action) -> None:
+        """Run one action unless a stop was requested; never raises for the action's error."""
+        if self.stop.is_set():
+            with self.lock:
+                self.skipped.append(action)
+            return
+        started = time.monotonic()
+        error: Exception | None = None
+        try:
+            perform(action, self.drivers[action.node])
+        except Exception as e:  # recorded, not raised: one action must not stop the others
+            error = e
+        self.finish(action, error, time.monotonic() - started)
+
+    def finish(self, action: plan.Action, error: Exception | None, seconds: float) -> None:
+        result = Result(action, error, seconds)
+        with self.lock:
+            self.results.append(result)
+            if self.on_result is not None:
+                self.on_result(result)
+
+
+def perform(action: plan.Action, d: driver.Driver) -> None:
+    """One action on one driver."""
+    if isinstance(action, plan.DeletePod):
+        d.delete_pod(action)
+    elif isinstance(action, plan.CreatePod):
+        d.create_pod(action.pod)
+    else:
+        d.restart_container(action)
