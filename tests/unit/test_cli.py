@@ -1,0 +1,103 @@
+"""The command line's pure parts: kubectl-style formatting and error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from reconciler import cli, errors, observe
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (59, "59s"), (60, "1m"), (7199, "119m"), (7200, "2h"), (172800, "2d")],
+)
+def test_age_reads_like_kubectl(seconds: float, text: str) -> None:
+    assert cli.age(seconds) == text
+
+
+def test_table_pads_columns_like_kubectl() -> None:
+    out = cli.table([["NAME", "READY"], ["web-abcde", "1/1"], ["db", "0/2"]])
+    assert out.splitlines() == ["NAME        READY", "web-abcde   1/1", "db          0/2"]
+
+
+def container(state: str, **kw: object) -> observe.ObservedContainer:
+    return observe.ObservedContainer(
+        id="c",
+        name="app",
+        docker_name="x",
+        image="i",
+        state=state,
+        created=0,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def pod(*apps: observe.ObservedContainer, pause: str = "running") -> observe.ObservedPod:
+    return observe.ObservedPod(
+        node="n1",
+        namespace="default",
+        name="p",
+        uid="u",
+        owner="",
+        template_hash="h",
+        revision="",
+        labels=(),
+        pause=container(pause),
+        containers=apps,
+    )
+
+
+@pytest.mark.parametrize(
+    ("the_pod", "status"),
+    [
+        (pod(container("running")), "Running"),
+        (pod(container("created")), "ContainerCreating"),
+        (pod(container("exited", exit_code=1, streak=1)), "Error"),
+        (pod(container("exited", exit_code=1, streak=3)), "CrashLoopBackOff"),
+        (pod(container("exited", exit_code=0)), "Completed"),
+        (pod(container("exited", exit_code=137, oom_killed=True)), "OOMKilled"),
+        (pod(container("running"), pause="exited"), "SandboxDied"),
+    ],
+)
+def test_pod_status_uses_kubectl_words(the_pod: observe.ObservedPod, status: str) -> None:
+    assert cli.pod_status(the_pod) == status
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        (
+            errors.ManifestError([errors.Problem("a.yaml", 3, "spec.replicas", "must be >= 0")]),
+            1,
+            "a.yaml:3: spec.replicas: must be >= 0",
+        ),
+        (errors.ClusterError("node1: TLS handshake failed"), 3, "node1: TLS handshake failed"),
+        (errors.TemporaryError("engine not answering"), 3, "engine not answering"),
+        (RuntimeError("boom"), 4, "internal error: RuntimeError: boom"),
+    ],
+)
+def test_every_failure_is_one_clear_line_and_an_exit_code(
+    error: Exception, code: int, message: str
+) -> None:
+    err = io.StringIO()
+    console = cli.Console(out=io.StringIO(), err=err)
+
+    def fail() -> int:
+        raise error
+
+    assert cli._guard(fail, console) == code
+    assert message in err.getvalue()
+    assert "Traceback" not in err.getvalue()
+
+
+def test_help_explains_modes_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.reconcile_parser().parse_args(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for word in ("--validate", "--dry-run", "--watch", "--committed", "exit codes"):
+        assert word in text
