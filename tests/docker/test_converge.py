@@ -1,0 +1,149 @@
+"""Convergence on the real engine: create, scale, roll, heal, delete, and leave others alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import docker
+import pytest
+from conftest import TEST_LABEL, Space
+from workloads import BUSYBOX, bare, container, rc, template
+
+from reconciler import model, observe
+
+pytestmark = pytest.mark.docker
+
+
+def fingerprint(space: Space) -> set[tuple[str, int, str]]:
+    """Every container of the namespace: id, creation time, state."""
+    return {(c["Id"], c["Created"], c["State"]) for c in space.containers()}  # type: ignore[misc]
+
+
+def ready_pods(space: Space) -> list[observe.ObservedPod]:
+    return [p for p in space.pods() if p.ready]
+
+
+def test_creates_scales_and_deletes_an_rc(space: Space) -> None:
+    space.converge(rc(space.namespace, 3))
+    assert len(ready_pods(space)) == 3
+    assert all(len(p.all_containers) == 2 for p in space.pods())
+
+    space.converge(rc(space.namespace, 5))
+    assert len(ready_pods(space)) == 5
+    space.converge(rc(space.namespace, 2))
+    assert len(ready_pods(space)) == 2
+    assert len(space.containers()) == 4
+
+    space.converge(model.DesiredState())
+    assert space.containers() == []
+
+
+def test_second_pass_plans_nothing_and_changes_no_container(space: Space) -> None:
+    desired = rc(space.namespace, 3)
+    space.converge(desired)
+    before = fingerprint(space)
+    the_plan, outcome = space.apply(desired)
+    assert the_plan.empty and not the_plan.waiting
+    assert outcome.results == ()
+    assert fingerprint(space) == before
+
+
+def test_image_change_rolls_without_dropping_below_replicas(
+    space: Space, engine: docker.APIClient
+) -> None:
+    # A second image name for the same content: the template changes, no registry needed.
+    new_image = f"podyard/busybox-rollout:{space.namespace}"
+    engine.tag(BUSYBOX, "podyard/busybox-rollout", space.namespace)
+    try:
+        space.converge(rc(space.namespace, 3))
+        lowest = watch_ready_count(space, lambda: space.converge(
+            rc(space.namespace, 3, template(container(image=new_image)))
+        ))
+        pods = space.pods()
+        assert len(pods) == 3
+        assert {c.image for p in pods for c in p.containers} == {new_image}
+        assert lowest >= 3
+    finally:
+        engine.remove_image(new_image)
+
+
+def watch_ready_count(space: Space, work: object) -> int:
+    """Run `work` while polling the engine; the fewest ready pods seen at any time."""
+    seen: list[int] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            seen.append(len(ready_pods(space)))
+            time.sleep(0.02)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        work()  # type: ignore[operator]
+    finally:
+        done.set()
+        poller.join()
+    assert len(seen) > 5, "the rollout was too quick to observe"
+    return min(seen)
+
+
+def test_restarts_a_killed_container_in_the_same_sandbox(space: Space) -> None:
+    desired = bare(space.namespace, template())
+    space.converge(desired)
+    [pod] = space.pods()
+    app = pod.container("app")
+    assert app is not None
+    space.api.kill(app.id)
+    space.wait_for(lambda: not space.pods()[0].ready)
+
+    space.converge(desired)
+    [healed] = space.pods()
+    assert healed.uid == pod.uid and healed.pause == pod.pause  # same sandbox, untouched
+    new = healed.container("app")
+    assert new is not None and new.running and new.id != app.id
+    assert new.restarts == 1
+    assert new.docker_name.endswith("_1")
+
+
+def test_crash_loop_backs_off(space: Space) -> None:
+    space.backoff = space.backoff.__class__(initial=2.0)
+    crasher = container(command=("sh", "-c", "exit 1"))
+    desired = bare(space.namespace, template(crasher))
+
+    def app() -> observe.ObservedContainer:
+        c = space.pods()[0].container("app")
+        assert c is not None
+        return c
+
+    space.apply(desired)  # creates the pod
+    space.wait_for(lambda: app().exited)
+    space.apply(desired)  # the first restart is immediate
+    assert app().restarts == 1
+    space.wait_for(lambda: app().exited)
+
+    waiting = space.plan(desired)
+    assert waiting.restarts() == () and waiting.requeue_after is not None
+    assert any("back-off" in w for w in waiting.waiting)
+    assert app().restarts == 1  # not restarted at once
+
+    time.sleep(waiting.requeue_after + 0.1)
+    the_plan, _ = space.apply(desired)
+    assert len(the_plan.restarts()) == 1
+    assert app().restarts == 2 and app().streak == 2
+
+
+def test_never_touches_a_container_podyard_did_not_make(space: Space) -> None:
+    # Same naming scheme and pod labels, but without the ownership mark.
+    labels = {observe.NAMESPACE: space.namespace, observe.POD: "pod",
+              observe.UID: "f" * 32, observe.CONTAINER: "app", TEST_LABEL: space.namespace}
+    foreign = space.api.create_container(
+        BUSYBOX, command=["sleep", "3600"], labels=labels,
+        name=f"k8s_app_pod_{space.namespace}_{'f' * 32}_0",
+    )["Id"]
+    space.api.start(foreign)
+    space.converge(bare(space.namespace, template()))
+    space.converge(model.DesiredState())
+    assert [c["Id"] for c in space.containers()] == [foreign]
+    assert space.api.inspect_container(foreign)["State"]["Running"]
