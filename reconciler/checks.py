@@ -235,7 +235,8 @@ def _volumes(path: Path, value: Any) -> tuple[set[str], list[Finding]]:
                 findings.append(((*path, i, "name"), f"duplicate volume name {name!r}"))
             declared.add(name)
         sources = [k for k in ("emptyDir", "hostPath") if k in volume]
-        if len(sources) != 1:
+        others = set(volume) - {"name", "emptyDir", "hostPath"}  # the schema reports those
+        if len(sources) != 1 and not others:
             findings.append(((*path, i), "must set exactly one volume type: emptyDir or hostPath"))
         host_path = _map(volume.get("hostPath")).get("path")
         if isinstance(host_path, str) and not _absolute(host_path):

@@ -144,7 +144,7 @@ def _extra_fields(path: Path, sub: Mapping[str, Any], value: Any) -> Iterator[Fi
             continue
         if name in _SERVER_FIELDS and path[-1:] == ("metadata",):
             yield (*path, name), "is set by the API server, not declared: remove it"
-        elif name in kubernetes:
+        elif name in kubernetes or ("/" in name and sub.get("x-kubernetes-resources")):
             yield (*path, name), "not supported by podyard"
         else:
             yield (*path, name), _unknown_reason(name, sub, [*known, *kubernetes])
