@@ -92,7 +92,10 @@ class _Builder:
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line = mark.line + 1 if mark is not None else 0
-            raise ParseError(line, f"invalid YAML: {e.problem or e.context}") from e
+            reason = f"invalid YAML: {e.problem or e.context}"
+            if e.context and e.context_mark is not None and e.problem:
+                reason += f" ({e.context} started at line {e.context_mark.line + 1})"
+            raise ParseError(line, reason) from e
         except yaml.YAMLError as e:
             raise ParseError(0, f"invalid YAML: {str(e).splitlines()[0]}") from e
         finally:
@@ -158,8 +161,14 @@ class _Builder:
         return None
 
     def attach(
-        self, stack: list[_Frame], root: list[Any], lines: dict[Path, int],
-        value: Any, size: int, path: Path, line: int,
+        self,
+        stack: list[_Frame],
+        root: list[Any],
+        lines: dict[Path, int],
+        value: Any,
+        size: int,
+        path: Path,
+        line: int,
     ) -> None:
         if line:
             lines[path] = line
