@@ -39,12 +39,15 @@ def parse_quantity(text: str | int | float) -> Decimal:
         value = Decimal(number)
     except InvalidOperation as e:  # pragma: no cover - the regex admits only numbers
         raise ValueError(f"{text!r} is not a quantity") from e
-    if suffix in _BINARY:
-        return value * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return value.scaleb(_DECIMAL[suffix])
-    if suffix:
-        return value.scaleb(int(suffix[1:]))
+    try:
+        if suffix in _BINARY:
+            return value * _BINARY[suffix]
+        if suffix in _DECIMAL:
+            return value.scaleb(_DECIMAL[suffix])
+        if suffix:
+            return value.scaleb(int(suffix[1:]))
+    except ArithmeticError as e:  # an exponent beyond what Decimal can scale to
+        raise ValueError(f"{text!r} is out of range") from e
     return value
 
 
