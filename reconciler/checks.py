@@ -327,8 +327,8 @@ def _service(spec: Mapping[str, Any]) -> Iterator[Finding]:
             yield ("spec", "clusterIP"), reason
     ports = list(_items(spec.get("ports")))
     names: set[str] = set()
-    seen: set[tuple[Any, Any]] = set()
-    node_ports: set[tuple[Any, Any]] = set()
+    seen: set[tuple[int, str]] = set()
+    node_ports: set[tuple[int, str]] = set()
     for i, port in ports:
         where = ("spec", "ports", i)
         name = port.get("name")
@@ -341,13 +341,16 @@ def _service(spec: Mapping[str, Any]) -> Iterator[Finding]:
             names.add(name)
         elif len(ports) > 1:
             yield (*where, "name"), "required when a Service has more than one port"
-        protocol = port.get("protocol", "TCP")
-        if (port.get("port"), protocol) in seen:
-            yield (*where, "port"), f"duplicate port {port.get('port')}/{protocol}"
-        seen.add((port.get("port"), protocol))
+        number, protocol = port.get("port"), port.get("protocol", "TCP")
+        if isinstance(number, int) and isinstance(protocol, str):
+            if (number, protocol) in seen:
+                yield (*where, "port"), f"duplicate port {number}/{protocol}"
+            seen.add((number, protocol))
         yield from _target_port((*where, "targetPort"), port.get("targetPort"))
         node_port = port.get("nodePort")
-        if isinstance(node_port, int) and not isinstance(node_port, bool):
+        if isinstance(node_port, int) and not isinstance(node_port, bool) and isinstance(
+            protocol, str
+        ):
             if kind != "NodePort":
                 yield (*where, "nodePort"), f"may only be set when type is NodePort, not {kind}"
             elif not NODE_PORTS[0] <= node_port <= NODE_PORTS[1]:

@@ -346,8 +346,11 @@ def _service_clashes(
         claims.append((("clusterIP", spec["clusterIP"]), ("spec", "clusterIP"), "clusterIP"))
     ports = spec.get("ports")
     for i, port in enumerate(ports if isinstance(ports, list) else []):
-        if isinstance(port, Mapping) and isinstance(port.get("nodePort"), int):
-            key = ("nodePort", (port["nodePort"], port.get("protocol", "TCP")))
+        protocol = port.get("protocol", "TCP") if isinstance(port, Mapping) else None
+        if isinstance(port, Mapping) and isinstance(port.get("nodePort"), int) and isinstance(
+            protocol, str
+        ):
+            key = ("nodePort", (port["nodePort"], protocol))
             claims.append((key, ("spec", "ports", i, "nodePort"), f"nodePort {port['nodePort']}"))
     for key, path, what in claims:
         if key in taken and taken[key][0] is not obj:
