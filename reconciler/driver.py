@@ -156,6 +156,9 @@ class DockerDriver:
         self._pulled: dict[str, float] = {}
         self._lock = threading.Lock()
         self._pause_ready = False
+        # Exit state by container id: podyard never restarts a container in place (it makes
+        # a new one), so an exited container's exit code and times never change.
+        self._exits: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def local(
@@ -220,22 +223,32 @@ class DockerDriver:
             filters={"label": f"{observe.MANAGED}=true"},
         )
         merged = [self._with_exit_state(raw) for raw in raws]
+        listed = {raw["Id"] for raw in raws}
+        for gone in set(self._exits) - listed:
+            self._exits.pop(gone, None)
         return observe.group_pods(self.node, [raw for raw in merged if raw is not None])
 
     def _with_exit_state(self, raw: observe.ContainerJSON) -> observe.ContainerJSON | None:
         # The list has no exit code or times; only exited containers need them (backoff).
         if raw.get("State") not in ("exited", "dead"):
             return raw
-        try:
-            state = self._call("inspect container", self.api.inspect_container, raw["Id"])["State"]
-        except errors.EngineError as e:
-            if isinstance(e.__cause__, docker.errors.APIError) and _absent(e.__cause__):
-                return None  # removed since the list: it is not there
-            raise
-        raw["ExitCode"] = int(state.get("ExitCode", 0))
-        raw["StartedAt"] = state.get("StartedAt", "")
-        raw["FinishedAt"] = state.get("FinishedAt", "")
-        raw["OOMKilled"] = bool(state.get("OOMKilled", False))
+        exit_state = self._exits.get(raw["Id"])
+        if exit_state is None:
+            try:
+                state = self._call("inspect container", self.api.inspect_container,
+                                   raw["Id"])["State"]
+            except errors.EngineError as e:
+                if isinstance(e.__cause__, docker.errors.APIError) and _absent(e.__cause__):
+                    return None  # removed since the list: it is not there
+                raise
+            exit_state = {
+                "ExitCode": int(state.get("ExitCode", 0)),
+                "StartedAt": state.get("StartedAt", ""),
+                "FinishedAt": state.get("FinishedAt", ""),
+                "OOMKilled": bool(state.get("OOMKilled", False)),
+            }
+            self._exits[raw["Id"]] = exit_state
+        raw.update(exit_state)  # type: ignore[typeddict-item]
         return raw
 
     def inspect(self, container_id: str) -> dict[str, Any]:
