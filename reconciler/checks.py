@@ -185,7 +185,9 @@ def _controller(spec: Mapping[str, Any]) -> Iterator[Finding]:
     selector = spec.get("selector")
     yield from _labels(("spec", "selector"), selector)
     yield from _labels(("spec", "template", "metadata", "labels"), labels)
-    yield from _annotations(("spec", "template", "metadata", "annotations"), meta.get("annotations"))
+    yield from _annotations(
+        ("spec", "template", "metadata", "annotations"), meta.get("annotations")
+    )
     if isinstance(selector, Mapping) and selector:
         if any(labels.get(k) != v for k, v in selector.items()):
             yield (("spec", "template", "metadata", "labels"),
@@ -215,7 +217,8 @@ def _pod_spec(path: Path, spec: Mapping[str, Any]) -> Iterator[Finding]:
             if reason:
                 yield (*where, "name"), reason
             elif name in names:
-                yield (*where, "name"), f"duplicate container name {name!r} (also containers[{names[name]}])"
+                reason = f"duplicate container name {name!r} (also containers[{names[name]}])"
+                yield (*where, "name"), reason
             names.setdefault(name, i)
         yield from _container(where, container, volumes, host_ports)
     yield from _labels((*path, "nodeSelector"), spec.get("nodeSelector"))
@@ -268,7 +271,8 @@ def _container(
     for i, mount in _items(container.get("volumeMounts")):
         name, mount_path = mount.get("name"), mount.get("mountPath")
         if isinstance(name, str) and name not in volumes:
-            yield (*path, "volumeMounts", i, "name"), f"no volume named {name!r} in the pod's volumes"
+            reason = f"no volume named {name!r} in the pod's volumes"
+            yield (*path, "volumeMounts", i, "name"), reason
         if isinstance(mount_path, str):
             if not _absolute(mount_path):
                 yield ((*path, "volumeMounts", i, "mountPath"),
@@ -319,6 +323,7 @@ def _resources(path: Path, resources: Mapping[str, Any]) -> Iterator[Finding]:
 
 def _service(spec: Mapping[str, Any]) -> Iterator[Finding]:
     kind = spec.get("type", "ClusterIP")
+    low, high = NODE_PORTS
     yield from _labels(("spec", "selector"), spec.get("selector"))
     cluster_ip = spec.get("clusterIP")
     if isinstance(cluster_ip, str) and cluster_ip:
@@ -353,9 +358,9 @@ def _service(spec: Mapping[str, Any]) -> Iterator[Finding]:
         ):
             if kind != "NodePort":
                 yield (*where, "nodePort"), f"may only be set when type is NodePort, not {kind}"
-            elif not NODE_PORTS[0] <= node_port <= NODE_PORTS[1]:
+            elif not low <= node_port <= high:
                 yield ((*where, "nodePort"),
-                       f"must be in the NodePort range {NODE_PORTS[0]}-{NODE_PORTS[1]}, not {node_port}")
+                       f"must be in the NodePort range {low}-{high}, not {node_port}")
             elif (node_port, protocol) in node_ports:
                 yield (*where, "nodePort"), f"duplicate nodePort {node_port}/{protocol}"
             node_ports.add((node_port, protocol))

@@ -35,6 +35,9 @@ class Limits:
     max_alias_nodes: int = 10_000
 
 
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass
 class Document:
     """One YAML document: its value and the line (1-based) of each field path in it."""
@@ -88,10 +91,11 @@ class _Builder:
                 if isinstance(event, yaml.StreamEndEvent):
                     return
                 if isinstance(event, yaml.DocumentStartEvent):
-                    yield self.document(event.start_mark.line + 1)
+                    start = event.start_mark
+                    yield self.document(start.line + 1 if start else 0)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
-            line = mark.line + 1 if mark is not None else 0
+            line = mark.line + 1 if mark else 0
             reason = f"invalid YAML: {e.problem or e.context}"
             if e.context and e.context_mark is not None and e.problem:
                 reason += f" ({e.context} started at line {e.context_mark.line + 1})"
@@ -218,6 +222,6 @@ class _Builder:
             raise ParseError(line, f"YAML tag {tag} is not supported")
 
 
-def parse(text: str, limits: Limits = Limits()) -> Iterator[Document]:
+def parse(text: str, limits: Limits | None = None) -> Iterator[Document]:
     """Each document in `text` (YAML, or JSON which is YAML), empty ones included as None."""
-    return _Builder(text, limits).documents()
+    return _Builder(text, limits or DEFAULT_LIMITS).documents()

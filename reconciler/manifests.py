@@ -72,7 +72,7 @@ class _Object:
 
 
 def load(
-    root: Path, *, committed: bool = False, limits: documents.Limits = documents.Limits()
+    root: Path, *, committed: bool = False, limits: documents.Limits = documents.DEFAULT_LIMITS
 ) -> model.DesiredState:
     """Read, validate and model every manifest under `root` (a directory or one file).
 
@@ -356,7 +356,8 @@ def _service_clashes(
         if key in taken and taken[key][0] is not obj:
             other, _ = taken[key]
             where = f"{other.file}:{other.source.line}"
-            yield obj.problem(path, f"{what} is already used by Service {_qualified(other)} ({where})")
+            reason = f"{what} is already used by Service {_qualified(other)} ({where})"
+            yield obj.problem(path, reason)
         taken.setdefault(key, (obj, what))
 
 
@@ -372,7 +373,8 @@ def _build(objects: list[_Object], revision: model.Revision) -> model.DesiredSta
     for obj in objects:
         meta, spec = obj.metadata, obj.body.get("spec") or {}
         if obj.kind == "Namespace":
-            namespaces.append(model.Namespace(meta["name"], model.pairs(meta.get("labels")), obj.source))
+            labels = model.pairs(meta.get("labels"))
+            namespaces.append(model.Namespace(meta["name"], labels, obj.source))
         elif obj.kind == "Pod":
             template = model.build_template(meta, spec)
             pods.append(model.Pod(obj.namespace, meta["name"], template, obj.source))

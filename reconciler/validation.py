@@ -15,11 +15,11 @@ import functools
 import importlib.resources
 import json
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jsonschema
-import referencing
 
 from reconciler.documents import Path
 
@@ -60,27 +60,46 @@ Finding = tuple[Path, str]
 
 
 @functools.cache
-def _registry() -> referencing.Registry[Any]:
+def _documents() -> dict[str, Any]:
+    """Every schema document shipped, by its `$id`."""
     files = importlib.resources.files("reconciler.schemas")
-    resources = []
+    found = {}
     for name in ("common.json", *_SCHEMA_FILES.values()):
-        schema = json.loads(files.joinpath(name).read_text(encoding="utf-8"))
-        resources.append((schema["$id"], referencing.Resource.from_contents(schema)))
-    return referencing.Registry().with_resources(resources)
+        document = json.loads(files.joinpath(name).read_text(encoding="utf-8"))
+        found[document["$id"]] = document
+    return found
+
+
+def schema(kind: str) -> Mapping[str, Any]:
+    """The schema document for `kind` (a key of the schema files), as shipped."""
+    docs = _documents()
+    return next(d for uri, d in docs.items() if uri.endswith("/" + _SCHEMA_FILES[kind]))
 
 
 @functools.cache
 def validator(kind: str) -> jsonschema.protocols.Validator:
-    """The compiled validator for `kind` (a key of the schema files), built once."""
-    registry = _registry()
-    schema_id = next(uri for uri in registry if uri.endswith("/" + _SCHEMA_FILES[kind]))
-    schema = registry.contents(schema_id)
-    return jsonschema.Draft202012Validator(schema, registry=registry)
+    """The compiled validator for `kind`, built once.
+
+    Its schema has every `$ref` replaced by its target (the schemas are not recursive):
+    resolving references while validating costs a third of the time.
+    """
+    document = schema(kind)
+    inlined = _inline(document, document["$id"], _documents())
+    return jsonschema.Draft202012Validator(inlined)
 
 
-def schema(kind: str) -> Mapping[str, Any]:
-    """The schema document for `kind`, as shipped."""
-    return validator(kind).schema  # type: ignore[no-any-return]
+def _inline(node: Any, base: str, docs: Mapping[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, base, docs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        uri, _, pointer = urllib.parse.urljoin(base, node["$ref"]).partition("#")
+        target = docs[uri]
+        for part in pointer.split("/")[1:]:
+            target = target[part]
+        return _inline(target, uri, docs)
+    return {k: _inline(v, base, docs) for k, v in node.items() if k != "$defs"}
 
 
 def check_kind(doc: Mapping[str, Any], *, in_list: bool = False) -> Finding | None:

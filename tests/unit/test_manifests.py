@@ -74,11 +74,13 @@ def test_loads_the_example_application() -> None:
     assert [c.name for c in state.controllers] == ["db", "web"]
     assert [c.replicas for c in state.controllers] == [1, 3]
     web = state.services[1]
-    assert (web.type, web.ports[0].node_port, web.ports[0].target_port) == ("NodePort", 30080, "http")
+    port = web.ports[0]
+    assert (web.type, port.node_port, port.target_port) == ("NodePort", 30080, "http")
     pod = state.pods[0]
     assert [c.name for c in pod.template.spec.containers] == ["writer", "server"]
     assert pod.template.spec.volumes == (model.Volume("html"),)
-    images = {c.image for obj in (*state.pods, *state.controllers) for c in obj.template.spec.containers}
+    templates = [p.template for p in state.pods] + [c.template for c in state.controllers]
+    images = {c.image for template in templates for c in template.spec.containers}
     assert images == {"podyard/busybox:1"}
 
 
@@ -114,7 +116,8 @@ def test_builds_every_supported_pod_field() -> None:
     assert main.resources == model.Resources(100, 1000, 64 * 2**20, 128974848)
     assert sidecar.resources == model.Resources(250, 250, 1000, 1000)
     assert main.volume_mounts[1] == model.VolumeMount("logs", "/logs", False)
-    assert pod.template.spec.volumes[1] == model.Volume("logs", "/var/log/podyard", "DirectoryOrCreate")
+    logs = model.Volume("logs", "/var/log/podyard", "DirectoryOrCreate")
+    assert pod.template.spec.volumes[1] == logs
     assert (main.working_dir, main.image_pull_policy) == ("/tmp", "Never")
 
 

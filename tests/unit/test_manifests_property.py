@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 CORPUS = Path(__file__).parent / "corpus"
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def seed_documents() -> list[dict[str, Any]]:
@@ -77,7 +77,7 @@ def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 @st.composite
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
     """A valid document with a few random edits: replace, delete, add or duplicate."""
-    doc = copy.deepcopy(draw(st.sampled_from(SEEDS)))
+    doc: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(SEEDS)))
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(paths(doc)[1:]))
         parent = doc
