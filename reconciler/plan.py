@@ -214,8 +214,9 @@ class _Builder:
             if _broken(p):
                 self.delete(p, "pod sandbox is gone")
         alive = [p for p in owned if not _broken(p)]
-        current = [p for p in alive if p.template_hash == rc.template.hash]
-        old = [p for p in alive if p.template_hash != rc.template.hash]
+        wanted = rc.template.hash  # once: hashing a template is not cheap
+        current = [p for p in alive if p.template_hash == wanted]
+        old = [p for p in alive if p.template_hash != wanted]
         for p in current:
             self.heal(p, rc.template)
         surge = 1 if old else 0  # roll one pod at a time, new before old
