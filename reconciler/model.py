@@ -7,6 +7,7 @@ defaults the way the Kubernetes API server fills them in.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -136,9 +137,12 @@ class PodTemplate:
     annotations: Pairs
     spec: PodSpec
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
-        """A stable content hash: same template, same hash, on every machine and run."""
+        """A stable content hash: same template, same hash, on every machine and run.
+
+        Cached: a pass compares it with every observed pod's label.
+        """
         return template_hash(self)
 
 
