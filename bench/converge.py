@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--pods", type=int, default=100)
     p.add_argument("--idle-pods", type=int, default=500)
     p.add_argument("--parallelism", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="0 skips the N-pod comparison")
     p.add_argument("--one-pass", metavar="NAMESPACE", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one_pass:
@@ -187,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def report(bench: Bench, args: argparse.Namespace) -> None:
+    if args.rounds:
+        compare(bench, args)
+    idle(bench, args)
+
+
+def compare(bench: Bench, args: argparse.Namespace) -> None:
     n, rows = args.pods, []
     for r in range(args.rounds):
         floor_up = bench.floor_create(n)
@@ -206,6 +212,9 @@ def report(bench: Bench, args: argparse.Namespace) -> None:
           f"| {med[4] / med[2]:.2f}x |")
     print(f"| {n} -> 0 pods | {med[4]:.2f} s | {med[3]:.2f} s (SDK stop app + remove) "
           f"| {med[4] / med[3]:.2f}x |")
+
+
+def idle(bench: Bench, args: argparse.Namespace) -> None:
     m = args.idle_pods
     fill = bench.converge(m)
     median, worst, listing = idle_pass(bench, m)
