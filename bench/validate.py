@@ -160,6 +160,8 @@ def machine() -> list[str]:
         f"- Python {platform.python_version()} ({platform.system()} {platform.machine()})",
         f"- PyYAML {yaml.__version__}, libyaml {'yes' if yaml.__with_libyaml__ else 'no'}; "
         f"kubernetes-validate {kubernetes_validate.__version__}",
+        "- load average at the start: {:.1f} {:.1f} {:.1f} (both validators share the machine "
+        "alike, so the ratio holds better than the absolute times)".format(*os.getloadavg()),
     ]
 
 

@@ -83,7 +83,7 @@ def load(
     if committed:
         files, revision = _committed_files(root, limits), _head_revision(root)
     else:
-        files, revision = _work_tree_files(root, limits), revision_of(root)
+        files, revision = _work_tree_files(root, limits), _revision_of(root)
     problems: list[errors.Problem] = []
     objects: list[_Object] = []
     for file in files:
@@ -96,7 +96,7 @@ def load(
 
 def revision(root: Path) -> model.Revision:
     """HEAD's commit and whether `root` differs from it; `Revision()` when not in Git."""
-    return revision_of(Path(root))
+    return _revision_of(Path(root))
 
 
 def summary(state: model.DesiredState) -> list[str]:
@@ -134,8 +134,13 @@ def _work_tree_files(root: Path, limits: documents.Limits) -> list[_File]:
         raise errors.ManifestError([errors.Problem(str(root), 0, "", "no such file or directory")])
     if not root.is_dir():
         return [_read_file(root, root.name, limits)]
-    found = []
-    for directory, subdirs, names in os.walk(root, onerror=None):
+    found: list[_File] = []
+
+    def unreadable(e: OSError) -> None:
+        name = Path(e.filename).relative_to(root).as_posix() if e.filename else str(root)
+        found.append(_File(name, problem=f"cannot read directory: {e.strerror or e}"))
+
+    for directory, subdirs, names in os.walk(root, onerror=unreadable):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(names):
             if not name.startswith(".") and name.endswith(EXTENSIONS):
@@ -180,7 +185,7 @@ def _git_dir(root: Path) -> Path:
     return root if root.is_dir() else root.parent
 
 
-def revision_of(root: Path) -> model.Revision:
+def _revision_of(root: Path) -> model.Revision:
     """The revision of `root`: HEAD, dirty when `git status` lists anything under root."""
     if not root.exists():
         return model.Revision()
@@ -209,7 +214,10 @@ def _committed_files(root: Path, limits: documents.Limits) -> list[_File]:
     if top is None:
         raise fail("not inside a Git work tree (needed to read the committed manifests)")
     toplevel = Path(top.decode().strip()).resolve()
-    prefix = root.resolve().relative_to(toplevel).as_posix()
+    try:
+        prefix = root.resolve().relative_to(toplevel).as_posix()
+    except ValueError:
+        raise fail(f"not inside the Git work tree at {toplevel}") from None
     listing = _git(["ls-tree", "-r", "-l", "-z", "HEAD", "--", prefix or "."], toplevel)
     if listing is None:
         raise fail("cannot list Git's HEAD tree (is there a commit yet?)")
