@@ -259,6 +259,10 @@ def _container(
     image = container.get("image")
     if isinstance(image, str) and (not image or image.strip() != image):
         yield (*path, "image"), "must not be empty or have leading or trailing whitespace"
+    working_dir = container.get("workingDir")
+    if isinstance(working_dir, str) and working_dir and not working_dir.startswith("/"):
+        # Kubernetes leaves this to the runtime; Docker refuses a relative one.
+        yield (*path, "workingDir"), f"{working_dir!r} must be an absolute path"
     for i, env in _items(container.get("env")):
         name = env.get("name")
         if isinstance(name, str) and not _ENV_NAME.match(name):
