@@ -112,6 +112,17 @@ def reconcile_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backoff-max", type=float, default=300.0, help="crash-loop backoff cap in s (default 300)"
     )
+    p.add_argument(
+        "--scope",
+        default=observe.DEFAULT_SCOPE,
+        help="manage only pods of this scope, so several manifest sets can share engines "
+        f"without pruning each other's pods (default {observe.DEFAULT_SCOPE})",
+    )
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="let manifests that declare nothing delete every pod of the scope",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
     return p
 
@@ -161,8 +172,11 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
         timeout=args.timeout,
         resync=args.resync,
         backoff=plan.Backoff(initial=args.backoff_initial, maximum=args.backoff_max),
+        allow_empty=args.allow_empty,
     )
-    drivers = driver.connect(cluster, parallelism=args.parallelism, pause_image=args.pause_image)
+    drivers = driver.connect(
+        cluster, parallelism=args.parallelism, pause_image=args.pause_image, scope=args.scope
+    )
     controller = loop.Controller(cluster, drivers, options, console)
     try:
         if args.dry_run:
@@ -253,6 +267,7 @@ def podyard_parser() -> argparse.ArgumentParser:
         description="Look at the pods podyard runs, the way kubectl shows them. Changes nothing.",
     )
     p.add_argument("--cluster", type=Path, help="cluster file (default: the local engine)")
+    p.add_argument("--scope", help="only pods of this reconcile scope (default: every scope)")
     sub = p.add_subparsers(dest="command", required=True)
     get = sub.add_parser("get", help="list pods or replication controllers")
     get.add_argument("kind", choices=["pods", "pod", "po", "rc", "replicationcontrollers"])
@@ -288,7 +303,7 @@ def podyard_main(argv: Sequence[str] | None = None) -> NoReturn:
 
 def _podyard(args: argparse.Namespace, console: Console) -> int:
     cluster = nodes.load_cluster(args.cluster) if args.cluster else nodes.local_cluster()
-    drivers = driver.connect(cluster, parallelism=4)
+    drivers = driver.connect(cluster, parallelism=4, scope=args.scope)
     try:
         pods = [p for d in drivers.values() for p in d.list_pods()]
         if not args.all_namespaces:

@@ -62,9 +62,17 @@ class Driver(Protocol):
 
 
 def connect(
-    cluster: nodes.Cluster, *, parallelism: int = 8, pause_image: str = PAUSE_IMAGE
+    cluster: nodes.Cluster,
+    *,
+    parallelism: int = 8,
+    pause_image: str = PAUSE_IMAGE,
+    scope: str | None = observe.DEFAULT_SCOPE,
 ) -> dict[str, Driver]:
-    """One driver per node of the cluster, by node name; no engine is called yet."""
+    """One driver per node of the cluster, by node name; no engine is called yet.
+
+    A driver sees and changes only the pods of its `scope`; `None` sees every scope (for
+    looking, never for reconciling).
+    """
     drivers: dict[str, Driver] = {}
     for n in cluster.nodes:
         if n.endpoint.startswith("tcp://"):
@@ -73,10 +81,12 @@ def connect(
             drivers[n.name] = DockerDriver.remote(
                 n.name, n.endpoint, ca=cluster.tls.ca, cert=cluster.tls.cert,
                 key=cluster.tls.key, parallelism=parallelism, pause_image=pause_image,
+                scope=scope,
             )
         else:
             drivers[n.name] = DockerDriver.local(
-                n.name, base_url=n.endpoint, parallelism=parallelism, pause_image=pause_image
+                n.name, base_url=n.endpoint, parallelism=parallelism, pause_image=pause_image,
+                scope=scope,
             )
     return drivers
 
@@ -119,11 +129,14 @@ def volume_name(uid: str, volume: str) -> str:
     return f"podyard_{uid}_{volume}"
 
 
-def pod_labels(identity: plan.PodIdentity, node: str, container: str) -> dict[str, str]:
+def pod_labels(
+    identity: plan.PodIdentity, node: str, container: str, scope: str
+) -> dict[str, str]:
     """The labels every container of the pod carries: podyard's whole persistent state."""
     spec = identity.template.spec
     return {
         observe.MANAGED: "true",
+        observe.SCOPE: scope,
         observe.NAMESPACE: identity.namespace,
         observe.POD: identity.name,
         observe.UID: identity.uid,
@@ -147,11 +160,17 @@ class DockerDriver:
     """One node: its name and one low-level client, shared by every worker thread."""
 
     def __init__(
-        self, node: str, api: docker.APIClient, *, pause_image: str = pause.DEFAULT_IMAGE
+        self,
+        node: str,
+        api: docker.APIClient,
+        *,
+        pause_image: str = pause.DEFAULT_IMAGE,
+        scope: str | None = observe.DEFAULT_SCOPE,
     ) -> None:
         self.node = node
         self.api = api
         self.pause_image = pause_image
+        self.scope = scope
         self._images: set[str] = set()  # images known present: one inspect per image, not per pod
         self._pulled: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -169,6 +188,7 @@ class DockerDriver:
         parallelism: int = 8,
         pause_image: str = pause.DEFAULT_IMAGE,
         timeout: float = 60,
+        scope: str | None = observe.DEFAULT_SCOPE,
     ) -> DockerDriver:
         """The engine on this host, named after it; makes no call to the engine yet."""
         api = docker.APIClient(
@@ -177,7 +197,7 @@ class DockerDriver:
             timeout=timeout,
             max_pool_size=parallelism + 2,  # the default 10 would serialise wider pools
         )
-        return cls(node or socket.gethostname(), api, pause_image=pause_image)
+        return cls(node or socket.gethostname(), api, pause_image=pause_image, scope=scope)
 
     @classmethod
     def remote(
@@ -191,6 +211,7 @@ class DockerDriver:
         parallelism: int = 8,
         pause_image: str = pause.DEFAULT_IMAGE,
         timeout: float = 60,
+        scope: str | None = observe.DEFAULT_SCOPE,
     ) -> DockerDriver:
         """A node's engine over mutual TLS, e.g. endpoint `tcp://node1:2376`."""
         with engine_errors(node, "configure TLS"):
@@ -202,7 +223,7 @@ class DockerDriver:
                 tls=tls,
                 max_pool_size=parallelism + 2,
             )
-        return cls(node, api, pause_image=pause_image)
+        return cls(node, api, pause_image=pause_image, scope=scope)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -220,7 +241,7 @@ class DockerDriver:
             "list containers",
             self.api.containers,
             all=True,
-            filters={"label": f"{observe.MANAGED}=true"},
+            filters={"label": self._mine()},
         )
         merged = [self._with_exit_state(raw) for raw in raws]
         listed = {raw["Id"] for raw in raws}
@@ -313,9 +334,13 @@ class DockerDriver:
             with contextlib.suppress(Exception):
                 stream.close()
 
-    @staticmethod
-    def _event_filters() -> dict[str, Any]:
-        return {"type": "container", "label": f"{observe.MANAGED}=true", "event": list(EVENTS)}
+    def _mine(self) -> list[str]:
+        """The label filter for this driver's pods: podyard's, and of its scope."""
+        mine = [f"{observe.MANAGED}=true"]
+        return [*mine, f"{observe.SCOPE}={self.scope}"] if self.scope else mine
+
+    def _event_filters(self) -> dict[str, Any]:
+        return {"type": "container", "label": self._mine(), "event": list(EVENTS)}
 
     # -- images -----------------------------------------------------------------------------
 
@@ -458,7 +483,7 @@ class DockerDriver:
             image=image,
             name=container_name(identity, observe.PAUSE, 0),
             hostname=identity.name[:63],
-            labels=pod_labels(identity, self.node, observe.PAUSE),
+            labels=pod_labels(identity, self.node, observe.PAUSE, self.scope),
             ports=[(cp, proto) for cp, proto, _ in ports] or None,
             host_config=host_config,
             stop_timeout=PAUSE_STOP_SECONDS,
@@ -475,7 +500,7 @@ class DockerDriver:
         restarts: int,
         streak: int,
     ) -> str:
-        labels = pod_labels(identity, self.node, spec.name)
+        labels = pod_labels(identity, self.node, spec.name, self.scope)
         labels.update(
             {
                 observe.RESTARTS: str(restarts),

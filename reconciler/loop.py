@@ -7,6 +7,7 @@ This module and `execute.py` are the only ones that sleep or wait.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,8 @@ class Options:
     debounce: float = 0.1
     backoff: plan.Backoff = field(default_factory=plan.Backoff)
     node_grace: float = nodes.DEFAULT_GRACE
+    settle: float = 1.0  # a pod must stay up this long after the last action to count
+    allow_empty: bool = False  # manifests declaring nothing may delete every pod
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,23 @@ class Controller:
         return pods
 
     def plan(self, desired: model.DesiredState, observed: list[observe.ObservedPod]) -> plan.Plan:
-        """The pure diff, with this controller's clock, nodes and backoff."""
+        """The pure diff, with this controller's clock, nodes and backoff.
+
+        Manifests that declare nothing while pods run are far more often a wrong path or an
+        emptied checkout than a wish to delete everything: that needs --allow-empty.
+        """
+        if not any(desired.counts().values()) and observed and not self.options.allow_empty:
+            raise errors.ManifestError(
+                [
+                    errors.Problem(
+                        ".",
+                        0,
+                        "",
+                        f"declares no objects; refusing to delete "
+                        f"{len(observed)} pods without --allow-empty",
+                    )
+                ]
+            )
         ctx = plan.Context(
             now=self.clock(),
             nodes=self.health.scheduling_view(self.cluster),
@@ -127,6 +146,7 @@ class Controller:
         deadline = self.clock() + self.options.timeout
         passes: list[PassResult] = []
         delay = 0.5
+        acted = -math.inf
         while self.clock() < deadline and not (stop and stop.is_set()):
             try:
                 result = self.run_pass(desired, stop)
@@ -136,8 +156,16 @@ class Controller:
                 delay = min(delay * 2, 10.0)
                 continue
             passes.append(result)
+            if result.outcome is not None:
+                acted = self.clock()
             if result.converged:
-                return True, passes
+                settled = self.clock() - acted >= self.options.settle
+                if settled or (stop and stop.is_set()):
+                    return True, passes
+                # A container that crashes at once still looks running right after start:
+                # look once more after the settle time before calling it converged.
+                _sleep(self.options.settle - (self.clock() - acted), stop)
+                continue
             if result.plan.empty:  # only waiting: backoff, rollout, unschedulable
                 wait = result.plan.requeue_after or 1.0
                 _sleep(min(wait, 1.0, max(0.0, deadline - self.clock())), stop)
@@ -215,6 +243,11 @@ def watch(
                 continue
             try:
                 result = controller.run_pass(desired, stop)
+            except errors.ManifestError as e:
+                for problem in e.problems:
+                    controller.reporter.warn(f"{problem}")
+                wait = controller.options.resync
+                continue
             except errors.TemporaryError as e:
                 controller.reporter.warn(f"{e}; retrying in {retry:.1f}s")
                 wait, retry = retry, min(retry * 2, 10.0)

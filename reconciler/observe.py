@@ -28,6 +28,8 @@ POD_LABELS = PREFIX + "pod.labels"  # the pod's own labels as JSON, for selector
 RESTARTS = PREFIX + "restarts"  # total restarts of this container slot
 STREAK = PREFIX + "crash-streak"  # restarts since it last ran long enough to reset the backoff
 NODE = PREFIX + "node"
+SCOPE = PREFIX + "scope"  # which reconciler owns the pod: one never prunes another's pods
+DEFAULT_SCOPE = "default"
 SPEC = PREFIX + "container.spec-hash"  # per-container hash, to tell app containers apart
 
 PAUSE = "POD"

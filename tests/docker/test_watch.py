@@ -1,0 +1,248 @@
+"""`reconcile` and `reconcile --watch` as a user runs them, against the real engine.
+
+Each test runs the command line in a scope of its own (`--scope`), so the pods of anyone else
+on this engine are neither seen nor pruned.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from conftest import cleanup
+from workloads import BUSYBOX
+
+from reconciler import observe
+
+pytestmark = pytest.mark.docker
+
+BIN = Path(sys.executable).parent
+SLEEPER = "[sh, -c, \"trap 'exit 0' TERM; sleep 3600 & wait\"]"
+
+
+def rc_manifest(namespace: str, replicas: int | str, image: str = BUSYBOX) -> str:
+    return f"""\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {namespace}
+---
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: web
+  namespace: {namespace}
+spec:
+  replicas: {replicas}
+  selector:
+    app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: app
+          image: {image}
+          command: {SLEEPER}
+"""
+
+
+class Yard:
+    """A manifest directory in Git, a scope, and ways to look at what runs in it."""
+
+    def __init__(self, api: docker.APIClient, root: Path) -> None:
+        self.api = api
+        self.root = root
+        self.namespace = f"w-{secrets.token_hex(4)}"
+        self.scope = self.namespace
+        self.file = root / "web.yaml"
+        self.logs: list[Path] = []
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+
+    def write(self, replicas: int | str, image: str = BUSYBOX) -> None:
+        tmp = self.file.with_suffix(".tmp")  # hidden from the loader: not .yaml
+        tmp.write_text(rc_manifest(self.namespace, replicas, image))
+        tmp.replace(self.file)
+
+    def commit(self, message: str) -> None:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+        subprocess.run(["git", "-C", str(self.root), "add", "-A"], check=True, env=env)
+        subprocess.run(["git", "-C", str(self.root), "commit", "-qm", message], check=True, env=env)
+
+    def reconcile(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "reconcile"), "--scope", self.scope, *args, str(self.root)],
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+    def watch(self, *args: str) -> subprocess.Popen[str]:
+        log = self.root.parent / f"watch-{len(self.logs)}.log"
+        self.logs.append(log)
+        with log.open("w") as out:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(
+                [str(BIN / "reconcile"), "--watch", "--scope", self.scope, "--resync", "2",
+                 *args, str(self.root)],
+                stdout=out, stderr=subprocess.STDOUT, text=True,
+            )
+
+    def output(self) -> str:
+        return "".join(log.read_text() for log in self.logs)
+
+    def running_pods(self) -> list[dict[str, object]]:
+        """Running pause containers of the namespace: one per running pod."""
+        return [
+            c for c in self.api.containers(
+                filters={"label": [f"{observe.NAMESPACE}={self.namespace}",
+                                   f"{observe.CONTAINER}={observe.PAUSE}"]}
+            )
+        ]
+
+    def app_containers(self, state: str = "running") -> list[dict[str, object]]:
+        return [
+            c for c in self.api.containers(
+                all=True,
+                filters={"label": [f"{observe.NAMESPACE}={self.namespace}",
+                                   f"{observe.CONTAINER}=app"]},
+            ) if c["State"] == state
+        ]
+
+    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; output:\n{self.output()}")
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def yard(engine: docker.APIClient, tmp_path: Path) -> Iterator[Yard]:
+    root = tmp_path / "manifests"
+    root.mkdir()
+    y = Yard(engine, root)
+    yield y
+    cleanup(engine, y.namespace)
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=30)
+
+
+def test_converges_once_and_a_second_run_does_nothing_and_says_so(yard: Yard) -> None:
+    yard.write(3)
+    yard.commit("three replicas")
+    first = yard.reconcile()
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count(f"+ create pod {yard.namespace}/web-") == 3
+    assert "converged" in first.stdout
+    ids = sorted(c["Id"] for c in yard.app_containers())
+    second = yard.reconcile()
+    assert second.returncode == 0, second.stderr
+    assert "nothing to do: 3 pods match the manifests" in second.stdout
+    assert sorted(c["Id"] for c in yard.app_containers()) == ids
+
+
+def test_invalid_manifests_change_nothing_and_exit_1(yard: Yard) -> None:
+    yard.write(2)
+    assert yard.reconcile().returncode == 0
+    yard.write("-1")
+    result = yard.reconcile()
+    assert result.returncode == 1
+    assert "web.yaml:" in result.stderr and "spec.replicas" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(yard.running_pods()) == 2
+
+
+def test_committed_reconciles_head_not_the_working_tree(yard: Yard) -> None:
+    yard.write(1)
+    yard.commit("one replica")
+    yard.write(3)  # uncommitted
+    assert yard.reconcile("--committed").returncode == 0
+    assert len(yard.running_pods()) == 1
+    labels = yard.app_containers()[0]["Labels"]
+    assert isinstance(labels, dict) and labels[observe.REVISION]
+    assert not labels[observe.REVISION].endswith("-dirty")
+
+
+def test_not_converging_within_the_timeout_exits_2(yard: Yard) -> None:
+    yard.root.joinpath("web.yaml").write_text(
+        rc_manifest(yard.namespace, 1).replace(SLEEPER, "[sh, -c, 'exit 3']")
+    )
+    result = yard.reconcile("--timeout", "4", "--backoff-initial", "30")
+    assert result.returncode == 2
+    assert "not converged within 4s" in result.stderr
+    assert "back-off" in result.stderr
+
+
+def test_watch_follows_edits_keeps_last_valid_state_and_stops_on_sigterm(yard: Yard) -> None:
+    yard.write(2)
+    process = yard.watch()
+    try:
+        yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods")
+        yard.write(3)
+        yard.wait_for(lambda: len(yard.running_pods()) == 3, "scale up to 3")
+
+        yard.file.write_text("apiVersion: v1\nkind: ReplicationController\nspec: [\n")
+        yard.wait_for(lambda: "web.yaml:" in yard.output(), "the error to be reported")
+        time.sleep(3)  # more than one resync: a bad file must not delete anything
+        assert len(yard.running_pods()) == 3
+        assert "keeping the last valid state" in yard.output()
+
+        yard.write(1)
+        yard.wait_for(lambda: len(yard.running_pods()) == 1, "the fix to apply")
+
+        (victim,) = yard.app_containers()
+        yard.api.kill(victim["Id"])
+        yard.wait_for(
+            lambda: any(c["Labels"].get(observe.RESTARTS) == "1" for c in yard.app_containers()),
+            "the killed container to be restarted",
+        )
+        assert stop(process) == 0
+        assert "Traceback" not in yard.output()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _restart_dockerd() -> None:
+    """Stop the engine and start it again, as an operator would on this machine."""
+    pid = subprocess.run(["pgrep", "-xo", "dockerd"], capture_output=True, text=True).stdout
+    if not pid.strip() or shutil.which("dockerd") is None:
+        pytest.skip("dockerd is not a process this test can restart")
+    os.kill(int(pid), signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "dockerd did not stop"
+        time.sleep(0.2)
+    with open("/var/log/dockerd.log", "ab") as log:
+        subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    while subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, "dockerd did not come back"
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(os.environ.get("PODYARD_NO_ENGINE_RESTART") == "1", reason="asked not to")
+def test_watch_survives_an_engine_restart_and_converges(yard: Yard) -> None:
+    yard.write(2)
+    process = yard.watch()
+    try:
+        yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods")
+        _restart_dockerd()
+        yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods after the restart", 120)
+        assert process.poll() is None, yard.output()
+        assert stop(process) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
