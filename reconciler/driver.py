@@ -339,6 +339,12 @@ class DockerDriver:
         mine = [f"{observe.MANAGED}=true"]
         return [*mine, f"{observe.SCOPE}={self.scope}"] if self.scope else mine
 
+    def _writing_scope(self) -> str:
+        """The scope new containers are stamped with; a driver that sees every scope writes none."""
+        if self.scope is None:
+            raise errors.EngineError("a driver without a scope only observes; it creates nothing")
+        return self.scope
+
     def _event_filters(self) -> dict[str, Any]:
         return {"type": "container", "label": self._mine(), "event": list(EVENTS)}
 
@@ -483,7 +489,7 @@ class DockerDriver:
             image=image,
             name=container_name(identity, observe.PAUSE, 0),
             hostname=identity.name[:63],
-            labels=pod_labels(identity, self.node, observe.PAUSE, self.scope),
+            labels=pod_labels(identity, self.node, observe.PAUSE, self._writing_scope()),
             ports=[(cp, proto) for cp, proto, _ in ports] or None,
             host_config=host_config,
             stop_timeout=PAUSE_STOP_SECONDS,
@@ -500,7 +506,7 @@ class DockerDriver:
         restarts: int,
         streak: int,
     ) -> str:
-        labels = pod_labels(identity, self.node, spec.name, self.scope)
+        labels = pod_labels(identity, self.node, spec.name, self._writing_scope())
         labels.update(
             {
                 observe.RESTARTS: str(restarts),
