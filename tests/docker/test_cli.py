@@ -1,8 +1,7 @@
 """The `reconcile` command line against the real engine, in ways that change nothing.
 
-`reconcile DIR` converges the whole node to DIR, deleting every podyard pod DIR does not
-declare, so running it here would remove the pods of anyone else using this engine; the
-converging itself is covered through the driver, the plan and the executor directly.
+Converging through the command line is tested with `test_watch.py`; here, its help and a
+dry run, which must print the plan and leave the engine as it was.
 """
 
 from __future__ import annotations
