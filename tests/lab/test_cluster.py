@@ -1,0 +1,153 @@
+"""The provisioned lab works as a cluster: engines, TLS API, pod network, registry, controller."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from .conftest import PKI_DIR, SSH_KEY, SSH_OPTIONS, Lab
+
+pytestmark = pytest.mark.lab
+
+# Every container a test starts carries this label, so that it is removed whatever happens.
+TEST_LABEL = "io.podyard.lab-test"
+
+
+@pytest.fixture
+def engines(lab: Lab) -> Iterator[dict[str, docker.DockerClient]]:
+    """A TLS client per node; removes the test's containers afterwards."""
+    clients = {node: lab.engine(node) for node in lab.nodes}
+    yield clients
+    for client in clients.values():
+        for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+            container.remove(force=True)
+        client.close()
+
+
+def test_docker_is_active_and_enabled_on_every_host(lab: Lab) -> None:
+    for host in lab.masters + lab.nodes:
+        assert lab.ssh(host, "systemctl is-active docker").strip() == "active", host
+        assert lab.ssh(host, "systemctl is-enabled docker").strip() == "enabled", host
+
+
+def test_tls_api_answers_a_client_with_the_cluster_certificate(lab: Lab) -> None:
+    for node in lab.nodes:
+        client = lab.engine(node)
+        try:
+            assert client.version()["ApiVersion"]
+        finally:
+            client.close()
+
+
+def test_tls_api_refuses_a_client_without_the_cluster_certificate(lab: Lab) -> None:
+    context = ssl.create_default_context(cafile=str(PKI_DIR / "ca.pem"))
+    context.check_hostname = False
+    for node in lab.nodes:
+        with pytest.raises((ssl.SSLError, ConnectionError)):  # noqa: PT012
+            with socket.create_connection((lab.addresses[node], 2376), timeout=10) as raw:
+                with context.wrap_socket(raw) as tls:
+                    # With TLS 1.3 the server's refusal arrives with the first read.
+                    tls.sendall(b"GET /version HTTP/1.0\r\n\r\n")
+                    if not tls.recv(1024):
+                        raise ConnectionResetError("closed without an answer")
+
+
+def test_plain_tcp_port_2375_is_closed(lab: Lab) -> None:
+    for host in lab.masters + lab.nodes:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((lab.addresses[host], 2375), timeout=10).close()
+
+
+def test_each_node_engine_uses_its_pod_subnet(
+    lab: Lab, engines: dict[str, docker.DockerClient]
+) -> None:
+    for node, client in engines.items():
+        bridge = client.networks.get("bridge")
+        subnets = [config["Subnet"] for config in bridge.attrs["IPAM"]["Config"]]
+        assert subnets == [lab.pod_subnets[node]], node
+
+
+def test_registry_serves_images_to_every_node(
+    lab: Lab, engines: dict[str, docker.DockerClient]
+) -> None:
+    for node, client in engines.items():
+        for repository in ("podyard/busybox", "podyard/pause"):
+            image = client.images.pull(f"{lab.registry}/{repository}", tag="1")
+            assert image.id, f"{node}: {repository}"
+
+
+def test_pod_on_one_node_reaches_pod_on_another_by_its_ip(
+    lab: Lab, engines: dict[str, docker.DockerClient]
+) -> None:
+    first, second = lab.nodes[:2]
+    image = f"{lab.registry}/podyard/busybox:1"
+    token = uuid.uuid4().hex
+    server = engines[second].containers.run(
+        image,
+        ["sh", "-c", f"mkdir /www && echo {token} > /www/index.html && httpd -f -p 8080 -h /www"],
+        detach=True,
+        labels={TEST_LABEL: "server"},
+    )
+    server.reload()
+    server_ip = server.attrs["NetworkSettings"]["IPAddress"]
+    assert server_ip.startswith(lab.pod_subnets[second].rsplit(".", 2)[0])
+    deadline = time.monotonic() + 30
+    while True:
+        output = engines[first].containers.run(
+            image,
+            ["sh", "-c", f"wget -q -T 3 -O - http://{server_ip}:8080/ || true"],
+            labels={TEST_LABEL: "client"},
+            remove=True,
+        )
+        if token in output.decode():
+            break
+        assert time.monotonic() < deadline, f"{first} cannot reach {server_ip} on {second}"
+        time.sleep(1)
+
+
+def test_controller_unit_is_active_on_the_master(lab: Lab) -> None:
+    master = lab.masters[0]
+    assert lab.ssh(master, "systemctl is-enabled podyard-controller").strip() == "enabled"
+    state = lab.ssh(master, "systemctl is-active podyard-controller", check=False).strip()
+    journal = lab.ssh(master, "journalctl -u podyard-controller -n 20 --no-pager", check=False)
+    assert state == "active", f"podyard-controller is {state}:\n{journal}"
+
+
+def test_git_push_lands_in_the_watched_directory(lab: Lab, tmp_path: Path) -> None:
+    master = lab.masters[0]
+    name = f"lab-push-{uuid.uuid4().hex[:8]}"
+    manifest = tmp_path / f"{name}.yaml"
+    manifest.write_text(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
+    git_env = {
+        "GIT_SSH_COMMAND": " ".join(["ssh", "-i", str(SSH_KEY), *SSH_OPTIONS]),
+        "GIT_AUTHOR_NAME": "lab",
+        "GIT_AUTHOR_EMAIL": "lab@example.org",
+        "GIT_COMMITTER_NAME": "lab",
+        "GIT_COMMITTER_EMAIL": "lab@example.org",
+        "PATH": "/usr/bin:/bin",
+    }
+    remote = f"ssh://podyard@{lab.addresses[master]}/srv/podyard/manifests.git"
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], env=git_env, check=True,
+                       capture_output=True, timeout=60)
+
+    git("init", "--quiet", "--initial-branch=main")
+    git("add", manifest.name)
+    git("commit", "--quiet", "-m", "Add a namespace")
+    git("push", "--quiet", "--force", remote, "main")
+    watched = f"/var/lib/podyard/manifests/{manifest.name}"
+    assert name in lab.ssh(master, f"cat {watched}")
+    # Deleting the file in Git deletes it in the watched directory.
+    git("rm", "--quiet", manifest.name)
+    git("commit", "--quiet", "--allow-empty", "-m", "Remove the namespace")
+    git("push", "--quiet", remote, "main")
+    assert lab.ssh(master, f"test -e {watched} && echo present || echo gone").strip() == "gone"
