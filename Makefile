@@ -35,11 +35,12 @@ docker:  ## Install and start a Docker engine when none answers
 images: docker  ## Build the example and test images locally (no registry needed)
 	@bash examples/images/build.sh
 
-demo: venv images  ## Set up, converge the examples on the local engine, print status
+demo: venv images lab  ## Set up everything: lab cluster, examples converged, status printed
 	$(BIN)/reconcile --validate examples/manifests
-	$(BIN)/reconcile examples/manifests
-	$(BIN)/podyard get pods
-	$(BIN)/podyard get rc
+	$(BIN)/reconcile --scope demo examples/manifests
+	$(BIN)/podyard --scope demo get pods -o wide
+	$(BIN)/podyard --scope demo get rc -f examples/manifests
+	@echo "lab hosts:"; docker ps --filter label=io.podyard.lab --format '  {{.Names}}\t{{.Status}}'
 
 test: venv images  ## Run every tier: unit, docker, lab
 	$(PYTEST) -m "unit or docker or lab"
@@ -56,6 +57,13 @@ test-lab: venv images  ## Against the Ansible-provisioned lab hosts
 lint: venv  ## ruff and mypy
 	$(BIN)/ruff check reconciler tests bench
 	$(BIN)/mypy
+
+lab: venv docker  ## Start the lab hosts (containers acting as machines) and run site.yml on them
+	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_up.yml
+	$(BIN)/ansible-playbook -i inventory/lab site.yml
+
+lab-down: venv  ## Remove exactly what `make lab` made (the host image stays as a cache)
+	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_down.yml
 
 bench: venv images  ## Run the benchmarks (results are printed as markdown)
 	$(BIN)/python bench/validate.py

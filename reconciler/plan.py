@@ -117,7 +117,7 @@ class Backoff:
         """How long to wait before the restart that follows `streak` quick restarts."""
         if streak <= 0:
             return 0.0
-        return min(self.initial * 2 ** (streak - 1), self.maximum)
+        return float(min(self.initial * 2 ** (streak - 1), self.maximum))
 
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
