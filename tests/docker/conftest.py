@@ -16,9 +16,10 @@ from pathlib import Path
 
 import docker
 import pytest
-from workloads import BUSYBOX
 
 from reconciler import driver, execute, model, observe, plan, schedule
+
+from .workloads import BUSYBOX
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_LABEL = "io.podyard.test"  # on the unmanaged containers and images a test makes

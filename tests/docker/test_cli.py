@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Space
-from workloads import BUSYBOX
+
+from .conftest import Space
+from .workloads import BUSYBOX
 
 pytestmark = pytest.mark.docker
 

@@ -7,10 +7,11 @@ import time
 
 import docker
 import pytest
-from conftest import TEST_LABEL, Space
-from workloads import BUSYBOX, bare, container, rc, template
 
 from reconciler import model, observe
+
+from .conftest import TEST_LABEL, Space
+from .workloads import BUSYBOX, bare, container, rc, template
 
 pytestmark = pytest.mark.docker
 

@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Space
-from workloads import bare, template
 
 from reconciler import observe
+
+from .conftest import Space
+from .workloads import bare, template
 
 pytestmark = pytest.mark.docker
 

@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Space
-from workloads import container, rc, template
 
 from reconciler import model, observe
+
+from .conftest import Space
+from .workloads import container, rc, template
 
 pytestmark = pytest.mark.docker
 

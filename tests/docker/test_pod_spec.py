@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-from conftest import TEST_LABEL, Space
-from workloads import BUSYBOX, bare, container, template
 
 from reconciler import driver, errors, model, observe, plan
+
+from .conftest import TEST_LABEL, Space
+from .workloads import BUSYBOX, bare, container, template
 
 pytestmark = pytest.mark.docker
 

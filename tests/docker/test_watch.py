@@ -18,10 +18,11 @@ from pathlib import Path
 
 import docker
 import pytest
-from conftest import cleanup
-from workloads import BUSYBOX
 
 from reconciler import observe
+
+from .conftest import cleanup
+from .workloads import BUSYBOX
 
 pytestmark = pytest.mark.docker
 

@@ -51,7 +51,7 @@ def test_tls_api_refuses_a_client_without_the_cluster_certificate(lab: Lab) -> N
     context = ssl.create_default_context(cafile=str(PKI_DIR / "ca.pem"))
     context.check_hostname = False
     for node in lab.nodes:
-        with pytest.raises((ssl.SSLError, ConnectionError)):  # noqa: PT012
+        with pytest.raises((ssl.SSLError, ConnectionError)):
             with socket.create_connection((lab.addresses[node], 2376), timeout=10) as raw:
                 with context.wrap_socket(raw) as tls:
                     # With TLS 1.3 the server's refusal arrives with the first read.

@@ -18,9 +18,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from kubernetes_validate import utils
-from test_manifests_property import mutated
 
 from reconciler import errors, manifests, validation
+
+from .test_manifests_property import mutated
 
 pytestmark = pytest.mark.unit
 
