@@ -6,6 +6,11 @@ namespaces, app containers joining it) and reads containers back for `observe.py
 every engine failure to `errors.TemporaryError` or `errors.EngineError` in one place. It
 makes no decisions (that is `plan.py`) and never sleeps or retries (that is the loop's job).
 Only containers and volumes carrying `observe.MANAGED` are ever stopped or removed.
+
+While an event stream of the node is open (`watch_events`), `list_pods` reads from a
+`ContainerCache`, as client-go's informers do: a full list once the stream is open, then only
+the containers that events (or the driver's own actions) touched, one filtered list call for
+all of them. Without a stream every `list_pods` is a full list.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, Protocol, TypeVar
@@ -34,7 +39,8 @@ API_VERSION = "1.41"  # Docker 20.10; newer engines accept it, and no call is ma
 GRACE = observe.PREFIX + "grace-period"  # terminationGracePeriodSeconds, read back on delete
 PAUSE_STOP_SECONDS = 1  # the sandbox exits on SIGTERM; never let it hold up a deletion
 PULL_REUSE_SECONDS = 30.0  # an `Always` pull this recent counts for the pods that follow
-EVENTS = ("start", "die", "oom", "destroy")  # what makes the loop look again
+EVENTS = ("create", "start", "die", "oom", "destroy")  # what makes the loop look again
+REFRESH_MAX = 200  # more changed containers than this: one full list is cheaper
 HISTORY = ("create", "start", "kill", "die", "oom", "destroy")  # what `describe` shows
 
 T = TypeVar("T")
@@ -56,8 +62,9 @@ class Driver(Protocol):
     ) -> Iterator[bytes]: ...
     def events(self, since: float, until: float) -> Iterator[dict[str, Any]]: ...
     def pod_events(self, uid: str, since: float) -> list[tuple[float, str]]: ...
-    def watch_events(self, stop: threading.Event | None = None
-                     ) -> Iterator[dict[str, Any]]: ...
+    def watch_events(self, stop: threading.Event | None = None,
+                     on_open: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]: ...
+    def invalidate_cache(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -156,6 +163,92 @@ def spec_hash(container: model.Container) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
+class ContainerCache:
+    """One node's podyard containers by id, as last listed, and the ids to look at again.
+
+    Pure bookkeeping, safe to share between threads. It is only trusted while at least one
+    event stream is open (`opened`/`closed`); opening or closing a stream, or `invalidate`,
+    empties it, and a list begun before that is not stored (each list carries the token
+    `pending` gave it).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._raws: dict[str, observe.ContainerJSON] = {}
+        self._dirty: set[str] = set()
+        self._streams = 0
+        self._valid = False
+        self._epoch = 0
+
+    def opened(self) -> None:
+        """An event stream is open: from now on, every change is heard of."""
+        with self._lock:
+            self._streams += 1
+            self._reset()
+
+    def closed(self) -> None:
+        """An event stream ended: changes may be missed until the next full list."""
+        with self._lock:
+            self._streams = max(0, self._streams - 1)
+            self._reset()
+
+    def invalidate(self) -> None:
+        """Forget everything: the next list is a full one (the periodic resync)."""
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
+        self._raws = {}
+        self._dirty = set()
+        self._valid = False
+        self._epoch += 1
+
+    @property
+    def live(self) -> bool:
+        """Whether an event stream is open, so that the cache can be trusted once filled."""
+        with self._lock:
+            return self._streams > 0
+
+    def mark_dirty(self, *ids: str) -> None:
+        """These containers changed (an event, or an action of ours): list them again."""
+        with self._lock:
+            if self._streams:  # kept during a full list too: the list may predate the change
+                self._dirty.update(ids)
+
+    def pending(self) -> tuple[int, frozenset[str] | None]:
+        """A token for the list about to be made, and the ids it must refresh (now taken).
+
+        The ids are None when it must be a full list (nothing listed since the last reset).
+        """
+        with self._lock:
+            ids, self._dirty = frozenset(self._dirty), set()
+            return self._epoch, ids if self._valid else None
+
+    def replace_all(self, raws: Iterable[observe.ContainerJSON], token: int) -> None:
+        """Store a full list; dropped if the cache was reset since, or no stream is open."""
+        with self._lock:
+            if token != self._epoch or not self._streams:
+                return
+            self._raws = {raw["Id"]: raw for raw in raws}
+            self._valid = True
+
+    def apply_refresh(
+        self, raws: Iterable[observe.ContainerJSON], ids: Iterable[str], token: int
+    ) -> None:
+        """Store a list of `ids`: those it did not return are gone."""
+        with self._lock:
+            if token != self._epoch:
+                return
+            for gone in ids:
+                self._raws.pop(gone, None)
+            self._raws.update((raw["Id"], raw) for raw in raws)
+
+    def snapshot(self) -> list[observe.ContainerJSON]:
+        """The cached containers, in no particular order."""
+        with self._lock:
+            return list(self._raws.values())
+
+
 class DockerDriver:
     """One node: its name and one low-level client, shared by every worker thread."""
 
@@ -178,6 +271,7 @@ class DockerDriver:
         # Exit state by container id: podyard never restarts a container in place (it makes
         # a new one), so an exited container's exit code and times never change.
         self._exits: dict[str, dict[str, Any]] = {}
+        self.cache = ContainerCache()
 
     @classmethod
     def local(
@@ -236,18 +330,39 @@ class DockerDriver:
     # -- observing --------------------------------------------------------------------------
 
     def list_pods(self) -> tuple[observe.ObservedPod, ...]:
-        """Every podyard pod on the node: one list call, plus an inspect per exited container."""
+        """Every podyard pod on the node.
+
+        Without an event stream: one list call, plus an inspect per newly exited container.
+        With one: from the cache, after one list call of the containers that changed (no
+        call when nothing did).
+        """
+        if not self.cache.live:
+            return observe.group_pods(self.node, self._list({"label": self._mine()}))
+        token, ids = self.cache.pending()
+        if ids is None or len(ids) > REFRESH_MAX:
+            self.cache.replace_all(self._list({"label": self._mine()}), token)
+        elif ids:
+            found = self._list({"id": sorted(ids), "label": self._mine()}, prune=False)
+            for gone in ids - {raw["Id"] for raw in found}:
+                self._exits.pop(gone, None)
+            self.cache.apply_refresh(found, ids, token)
+        return observe.group_pods(self.node, self.cache.snapshot())
+
+    def invalidate_cache(self) -> None:
+        """Make the next `list_pods` a full list (the periodic resync)."""
+        self.cache.invalidate()
+
+    def _list(self, filters: dict[str, Any], prune: bool = True) -> list[observe.ContainerJSON]:
+        """One list call, exit states merged in; `prune` forgets the exit states not listed."""
         raws: list[observe.ContainerJSON] = self._call(
-            "list containers",
-            self.api.containers,
-            all=True,
-            filters={"label": self._mine()},
+            "list containers", self.api.containers, all=True, filters=filters
         )
         merged = [self._with_exit_state(raw) for raw in raws]
-        listed = {raw["Id"] for raw in raws}
-        for gone in set(self._exits) - listed:
-            self._exits.pop(gone, None)
-        return observe.group_pods(self.node, [raw for raw in merged if raw is not None])
+        if prune:
+            listed = {raw["Id"] for raw in raws}
+            for gone in set(self._exits) - listed:
+                self._exits.pop(gone, None)
+        return [raw for raw in merged if raw is not None]
 
     def _with_exit_state(self, raw: observe.ContainerJSON) -> observe.ContainerJSON | None:
         # The list has no exit code or times; only exited containers need them (backoff).
@@ -310,26 +425,37 @@ class DockerDriver:
             ))
         return [(e.get("timeNano", 0) / 1e9, event_message(e)) for e in found]
 
-    def watch_events(self, stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+    def watch_events(
+        self, stop: threading.Event | None = None, on_open: Callable[[], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Events about podyard containers from now on, until `stop` is set or the engine goes.
 
-        The stream blocks between events, so a helper thread closes it when `stop` is set.
+        While the stream is open `list_pods` serves from the cache, each event marking its
+        container for a refresh. `on_open` is called once the engine has answered the
+        subscription: a list made after that misses no change. The stream blocks between
+        events, so a helper thread closes it when `stop` is set.
         """
         stream = self._call(
             "watch events", self.api.events, filters=self._event_filters(), decode=True
         )
+        self.cache.opened()
         done = threading.Event()
         if stop is not None:
             threading.Thread(
                 target=_close_when, args=(stream, stop, done), daemon=True, name="events-stop"
             ).start()
         try:
+            if on_open is not None:
+                on_open()
             with engine_errors(self.node, "watch events"):
                 for event in stream:
                     if stop is not None and stop.is_set():
                         return
+                    if event.get("id"):
+                        self.cache.mark_dirty(str(event["id"]))
                     yield event
         finally:
+            self.cache.closed()
             done.set()
             with contextlib.suppress(Exception):
                 stream.close()
@@ -495,6 +621,7 @@ class DockerDriver:
             stop_timeout=PAUSE_STOP_SECONDS,
         )
         self._call("start the pod sandbox", self.api.start, created)
+        self.cache.mark_dirty(created)
         return created
 
     def _start_app(
@@ -532,6 +659,7 @@ class DockerDriver:
             stop_timeout=identity.template.spec.termination_grace_period_seconds,
         )
         self._call(f"start container {spec.name}", self.api.start, created)
+        self.cache.mark_dirty(created)
         return created
 
     def _create(self, *, name: str, image: str, **config: Any) -> str:
@@ -542,9 +670,10 @@ class DockerDriver:
             cause = e.__cause__
             if not (isinstance(cause, docker.errors.APIError) and cause.status_code == 409):
                 raise
-            if not self._owned(name):
+            leftover = self._owned(name)
+            if leftover is None:
                 raise
-            self._remove(name, force=True)
+            self._remove(leftover, force=True)
             return self._create_once(name=name, image=image, **config)
 
     def _create_once(self, *, name: str, image: str, **config: Any) -> str:
@@ -556,14 +685,18 @@ class DockerDriver:
             if isinstance(e.__cause__, docker.errors.ImageNotFound):
                 self.forget_image(image)
             raise
-        return str(result["Id"])
+        created = str(result["Id"])
+        self.cache.mark_dirty(created)  # the next pass may come before the engine's event
+        return created
 
-    def _owned(self, name: str) -> bool:
+    def _owned(self, name: str) -> str | None:
+        """The id of the podyard container of that name; None if there is none."""
         try:
-            labels = self.inspect(name)["Config"]["Labels"] or {}
+            found = self.inspect(name)
         except errors.PodyardError:
-            return False
-        return bool(labels.get(observe.MANAGED) == "true")
+            return None
+        labels = found["Config"]["Labels"] or {}
+        return str(found["Id"]) if labels.get(observe.MANAGED) == "true" else None
 
     def _binds(self, identity: plan.PodIdentity, spec: model.Container) -> dict[str, Any]:
         volumes = {v.name: v for v in identity.template.spec.volumes}
@@ -613,9 +746,12 @@ class DockerDriver:
         self._remove(raw["Id"], force=True)
 
     def _remove(self, container_id: str, *, force: bool) -> None:
-        self._ignore_absent(
-            "remove container", self.api.remove_container, container_id, force=force
-        )
+        try:
+            self._ignore_absent(
+                "remove container", self.api.remove_container, container_id, force=force
+            )
+        finally:
+            self.cache.mark_dirty(container_id)
 
     def _ignore_absent(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         # Deleting something already gone is success: another pass or a user got there first.

@@ -2,6 +2,9 @@
 
 A pass is level-triggered, as in kopf and controller-runtime: whatever woke it up, it re-reads
 the manifests and every node's containers, plans, and applies. Events only say "look again".
+In `watch`, while a node's event stream is open its driver serves the containers from a cache
+kept fresh by those events; a full list still happens at start, after a broken stream and at
+every periodic resync, so a missed event is corrected within one resync.
 This module and `execute.py` are the only ones that sleep or wait.
 """
 
@@ -174,6 +177,11 @@ class Controller:
                 delay = min(delay * 2, 10.0)
         return False, passes
 
+    def resync(self) -> None:
+        """Make the next pass list every node in full, not trusting any cache."""
+        for d in self.drivers.values():
+            d.invalidate_cache()
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         for d in self.drivers.values():
@@ -229,14 +237,18 @@ def watch(
     desired: model.DesiredState | None = None
     retry = 0.5
     wait = 0.0
+    resync_at = time.monotonic() + controller.options.resync
     try:
         while not stop.is_set():
-            reasons = trigger.wait(wait)
+            reasons = trigger.wait(min(wait, max(0.0, resync_at - time.monotonic())))
             if stop.is_set():
                 break
             if any(r.startswith("file") for r in reasons):
                 _sleep(controller.options.debounce, stop)  # let an editor finish writing
                 trigger.wait(0)
+            if time.monotonic() >= resync_at:
+                controller.resync()
+                resync_at = time.monotonic() + controller.options.resync
             desired, changed = _reload(load, desired, controller.reporter)
             if desired is None:
                 wait = controller.options.resync
@@ -316,11 +328,19 @@ def _watch_files(paths: list[Path], trigger: Trigger) -> _FileObserver:
 
 
 def _watch_engine(name: str, d: driver.Driver, trigger: Trigger, stop: threading.Event) -> None:
-    """Fire on podyard containers dying or vanishing; reconnect when the engine comes back."""
+    """Fire on podyard containers changing; reconnect when the engine comes back.
+
+    Each (re)connection fires too: what changed while the stream was down is only seen by
+    the full list the next pass makes.
+    """
     delay = 0.5
+
+    def opened() -> None:
+        trigger.fire(f"engine {name}: watching events")
+
     while not stop.is_set():
         try:
-            for event in d.watch_events(stop):
+            for event in d.watch_events(stop, on_open=opened):
                 trigger.fire(f"engine {name}: {event}")
                 delay = 0.5
         except errors.PodyardError:

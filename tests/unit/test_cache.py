@@ -1,0 +1,127 @@
+"""The container cache behind `list_pods` while an event stream is open: pure bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler import observe
+from reconciler.driver import ContainerCache
+
+pytestmark = pytest.mark.unit
+
+
+def raw(cid: str, state: str = "running") -> observe.ContainerJSON:
+    return observe.ContainerJSON(
+        Id=cid, Names=[f"/{cid}"], Image="app:1", State=state, Status="", Created=1,
+        Labels={observe.MANAGED: "true", observe.UID: f"uid-{cid}"},
+    )
+
+
+def filled(*ids: str) -> ContainerCache:
+    cache = ContainerCache()
+    cache.opened()
+    token, todo = cache.pending()
+    assert todo is None
+    cache.replace_all([raw(i) for i in ids], token)
+    return cache
+
+
+def states(cache: ContainerCache) -> dict[str, str]:
+    return {r["Id"]: r["State"] for r in cache.snapshot()}
+
+
+def test_needs_a_full_list_until_one_is_stored_while_a_stream_is_open() -> None:
+    cache = ContainerCache()
+    assert not cache.live
+    token, todo = cache.pending()
+    cache.replace_all([raw("a")], token)  # no stream: nothing to keep it fresh, not stored
+    assert cache.pending()[1] is None and cache.snapshot() == []
+    cache.opened()
+    token, todo = cache.pending()
+    assert cache.live and todo is None
+    cache.replace_all([raw("a")], token)
+    assert cache.pending()[1] == frozenset()
+    assert states(cache) == {"a": "running"}
+
+
+def test_nothing_dirty_means_nothing_to_refresh() -> None:
+    cache = filled("a", "b")
+    assert cache.pending()[1] == frozenset()
+    assert states(cache) == {"a": "running", "b": "running"}
+
+
+def test_dirty_ids_are_taken_once_and_refreshed() -> None:
+    cache = filled("a", "b")
+    cache.mark_dirty("a")
+    token, todo = cache.pending()
+    assert todo == {"a"}
+    assert cache.pending()[1] == frozenset()
+    cache.apply_refresh([raw("a", "exited")], todo, token)
+    assert states(cache) == {"a": "exited", "b": "running"}
+
+
+def test_a_refreshed_id_that_is_not_listed_is_gone() -> None:
+    cache = filled("a", "b")
+    cache.mark_dirty("b")
+    token, todo = cache.pending()
+    assert todo is not None
+    cache.apply_refresh([], todo, token)
+    assert states(cache) == {"a": "running"}
+
+
+def test_a_new_container_is_added_by_its_refresh() -> None:
+    cache = filled("a")
+    cache.mark_dirty("c")
+    token, todo = cache.pending()
+    assert todo is not None
+    cache.apply_refresh([raw("c", "created")], todo, token)
+    assert states(cache) == {"a": "running", "c": "created"}
+
+
+def test_a_change_during_a_full_list_is_refreshed_after_it() -> None:
+    cache = ContainerCache()
+    cache.opened()
+    token, _ = cache.pending()
+    cache.mark_dirty("a")  # the engine's event, while the list is under way
+    cache.replace_all([raw("a")], token)
+    assert cache.pending()[1] == {"a"}
+
+
+def test_a_change_during_a_refresh_is_refreshed_again() -> None:
+    cache = filled("a")
+    cache.mark_dirty("a")
+    token, todo = cache.pending()
+    assert todo is not None
+    cache.mark_dirty("a")
+    cache.apply_refresh([raw("a")], todo, token)
+    assert cache.pending()[1] == {"a"}
+
+
+@pytest.mark.parametrize("reset", ["invalidate", "closed", "opened"])
+def test_a_reset_forces_a_full_list_and_drops_lists_begun_before_it(reset: str) -> None:
+    cache = filled("a")
+    cache.opened()  # a second stream, so that closing one leaves the cache usable
+    token, _ = cache.pending()
+    cache.mark_dirty("a")
+    getattr(cache, reset)()
+    cache.replace_all([raw("stale")], token)
+    cache.apply_refresh([raw("stale")], ["a"], token)
+    assert cache.snapshot() == []
+    token, todo = cache.pending()
+    assert todo is None
+    cache.replace_all([raw("b")], token)
+    assert states(cache) == {"b": "running"}
+
+
+def test_a_closed_stream_stops_the_cache_until_another_opens() -> None:
+    cache = filled("a")
+    cache.closed()
+    assert not cache.live
+    cache.mark_dirty("a")  # no stream: nothing is recorded
+    token, todo = cache.pending()
+    assert todo is None
+    cache.replace_all([raw("a")], token)
+    assert cache.snapshot() == []
+    cache.closed()  # an extra close does not go below zero
+    cache.opened()
+    assert cache.live
