@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from .conftest import PKI_DIR, SSH_KEY, SSH_OPTIONS, Lab
+from .hosts import PKI_DIR, SSH_KEY, SSH_OPTIONS, Lab
 
 pytestmark = pytest.mark.lab
 
@@ -47,17 +47,26 @@ def test_tls_api_answers_a_client_with_the_cluster_certificate(lab: Lab) -> None
             client.close()
 
 
-def test_tls_api_refuses_a_client_without_the_cluster_certificate(lab: Lab) -> None:
+def ask_version_without_a_client_certificate(address: str) -> bytes:
+    """Speak TLS to an engine's API without a client certificate; return its answer."""
     context = ssl.create_default_context(cafile=str(PKI_DIR / "ca.pem"))
     context.check_hostname = False
+    with (
+        socket.create_connection((address, 2376), timeout=10) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        # With TLS 1.3 the server's refusal arrives with the first read.
+        tls.sendall(b"GET /version HTTP/1.0\r\n\r\n")
+        answer = tls.recv(1024)
+        if not answer:
+            raise ConnectionResetError("closed without an answer")
+        return answer
+
+
+def test_tls_api_refuses_a_client_without_the_cluster_certificate(lab: Lab) -> None:
     for node in lab.nodes:
         with pytest.raises((ssl.SSLError, ConnectionError)):
-            with socket.create_connection((lab.addresses[node], 2376), timeout=10) as raw:
-                with context.wrap_socket(raw) as tls:
-                    # With TLS 1.3 the server's refusal arrives with the first read.
-                    tls.sendall(b"GET /version HTTP/1.0\r\n\r\n")
-                    if not tls.recv(1024):
-                        raise ConnectionResetError("closed without an answer")
+            ask_version_without_a_client_certificate(lab.addresses[node])
 
 
 def test_plain_tcp_port_2375_is_closed(lab: Lab) -> None:
@@ -100,10 +109,11 @@ def test_pod_on_one_node_reaches_pod_on_another_by_its_ip(
     server_ip = server.attrs["NetworkSettings"]["IPAddress"]
     assert server_ip.startswith(lab.pod_subnets[second].rsplit(".", 2)[0])
     deadline = time.monotonic() + 30
+    # (busybox's own `wget -T` crashes; `timeout` bounds each try instead.)
     while True:
         output = engines[first].containers.run(
             image,
-            ["sh", "-c", f"wget -q -T 3 -O - http://{server_ip}:8080/ || true"],
+            ["sh", "-c", f"timeout 5 wget -q -O - http://{server_ip}:8080/ || true"],
             labels={TEST_LABEL: "client"},
             remove=True,
         )
@@ -137,8 +147,13 @@ def test_git_push_lands_in_the_watched_directory(lab: Lab, tmp_path: Path) -> No
     remote = f"ssh://podyard@{lab.addresses[master]}/srv/podyard/manifests.git"
 
     def git(*args: str) -> None:
-        subprocess.run(["git", "-C", str(tmp_path), *args], env=git_env, check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            ["git", "-C", str(tmp_path), *args],
+            env=git_env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     git("init", "--quiet", "--initial-branch=main")
     git("add", manifest.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Lab, require_success, run_playbook
+from .hosts import Lab, require_success, run_playbook
 
 pytestmark = pytest.mark.lab
 

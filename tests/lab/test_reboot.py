@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from .conftest import Lab, wait_for_ssh
+from .hosts import Lab, wait_for_ssh
 
 pytestmark = pytest.mark.lab
 
@@ -15,8 +15,9 @@ def test_rebooted_node_gets_its_routes_and_engine_settings_back(lab: Lab) -> Non
     node = lab.nodes[0]
     others = [other for other in lab.nodes if other != node]
     # A container restart is a reboot: new network namespace, no routes, systemd boots again.
-    subprocess.run(["docker", "restart", f"podyard-lab-{node}"], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ["docker", "restart", f"podyard-lab-{node}"], check=True, capture_output=True, timeout=120
+    )
     wait_for_ssh(lab, node)
     assert lab.ssh(node, "systemctl is-active docker").strip() == "active"
     assert lab.ssh(node, "systemctl is-active podyard-pod-network").strip() == "active"

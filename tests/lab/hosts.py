@@ -1,0 +1,183 @@
+"""The lab as the tests see it: its hosts, playbook runs, SSH and the engines' TLS API.
+
+Playbooks run through ansible-runner, whose event stream gives per-host stats and the tasks
+that changed or failed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import docker
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = REPO / "inventory" / "lab"
+LAB_DIR = REPO / ".lab"
+PKI_DIR = LAB_DIR / "pki"
+SSH_KEY = LAB_DIR / "id_ed25519"
+# Written once site.yml has provisioned the lab; removed by the teardown.
+STAMP = LAB_DIR / "provisioned"
+FAILURES = ("runner_on_failed", "runner_on_unreachable")
+SSH_OPTIONS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "BatchMode=yes",
+]
+
+
+@dataclass(frozen=True)
+class PlaybookRun:
+    """What one ansible-playbook run did, from ansible-runner's events."""
+
+    status: str
+    rc: int
+    stats: dict[str, dict[str, int]]
+    changed_tasks: list[str] = field(default_factory=list)
+    failed_tasks: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def changed_per_host(self) -> dict[str, int]:
+        """Number of changed tasks per host."""
+        return dict(self.stats.get("changed", {}))
+
+
+def run_playbook(playbook: str, *extra_args: str) -> PlaybookRun:
+    """Run a playbook of this repository against the lab inventory and summarise it."""
+    env = {
+        # ansible-playbook of the interpreter running the tests, even without an activated venv.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+    }
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="podyard-runner-") as private:
+        runner = ansible_runner.run(
+            private_data_dir=private,
+            project_dir=str(REPO),
+            playbook=str(REPO / playbook),
+            inventory=str(INVENTORY),
+            cmdline=" ".join(extra_args) or None,
+            envvars=env,
+            quiet=True,
+        )
+        changed: list[str] = []
+        failed: list[str] = []
+        for event in runner.events:
+            data = event.get("event_data", {})
+            where = f"{data.get('host')}: {data.get('task')}"
+            if event["event"] == "runner_on_ok" and data.get("res", {}).get("changed"):
+                changed.append(where)
+            elif event["event"] in FAILURES and not data.get("ignore_errors"):
+                failed.append(f"{where}: {data.get('res', {}).get('msg', '')}")
+        stats = runner.stats or {}
+        return PlaybookRun(
+            status=runner.status,
+            rc=runner.rc,
+            stats={key: value for key, value in stats.items() if isinstance(value, dict)},
+            changed_tasks=changed,
+            failed_tasks=failed,
+            seconds=time.monotonic() - started,
+        )
+
+
+def require_success(run: PlaybookRun, what: str) -> None:
+    """Fail the session with the hosts and tasks that failed."""
+    if run.status != "successful":
+        listing = "\n  ".join(run.failed_tasks) or "(no failed task reported)"
+        pytest.fail(f"{what} failed ({run.status}, rc={run.rc}):\n  {listing}")
+
+
+@dataclass(frozen=True)
+class Lab:
+    """The provisioned lab: its hosts' addresses, and ways to reach them."""
+
+    addresses: dict[str, str]
+    pod_subnets: dict[str, str]
+    masters: list[str]
+    nodes: list[str]
+    registry: str
+    first_run: PlaybookRun | None
+
+    def ssh(self, host: str, command: str, user: str = "root", check: bool = True) -> str:
+        """Run a shell command on a lab host over SSH and return its output."""
+        result = subprocess.run(
+            ["ssh", "-i", str(SSH_KEY), *SSH_OPTIONS, f"{user}@{self.addresses[host]}", command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{host}: `{command}` exited {result.returncode}: {result.stderr.strip()}"
+            )
+        return result.stdout
+
+    def engine(self, host: str, with_client_cert: bool = True) -> docker.DockerClient:
+        """A Docker client for a host's TLS API (with the controller's certificate)."""
+        client_cert = (
+            (str(PKI_DIR / "controller.pem"), str(PKI_DIR / "controller-key.pem"))
+            if with_client_cert
+            else None
+        )
+        tls = docker.tls.TLSConfig(
+            client_cert=client_cert, ca_cert=str(PKI_DIR / "ca.pem"), verify=True
+        )
+        client = docker.DockerClient(
+            base_url=f"tcp://{self.addresses[host]}:2376", tls=tls, timeout=60, version="1.41"
+        )
+        # requests lets REQUESTS_CA_BUNDLE (set on many machines) replace the cluster CA.
+        client.api.trust_env = False
+        return client
+
+
+def read_inventory() -> dict[str, Any]:
+    """The lab inventory's groups and host variables."""
+    loaded: dict[str, Any] = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
+    return loaded["all"]["children"]  # type: ignore[no-any-return]
+
+
+def lab_is_up(hosts: list[str]) -> bool:
+    """Whether every lab host's container is running and the lab was provisioned."""
+    if not STAMP.exists():
+        return False
+    client = docker.from_env()
+    try:
+        for host in hosts:
+            try:
+                container = client.containers.get(f"podyard-lab-{host}")
+            except docker.errors.NotFound:
+                return False
+            if container.status != "running":
+                return False
+    finally:
+        client.close()
+    return True
+
+
+def wait_for_ssh(lab: Lab, host: str, timeout: float = 90) -> None:
+    """Wait until a host accepts SSH and systemd has finished booting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = lab.ssh(host, "systemctl is-system-running --wait", check=False).strip()
+        if out in ("running", "degraded"):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{host} did not come back within {timeout} s (state {out!r})")
+        time.sleep(1)
