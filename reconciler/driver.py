@@ -175,7 +175,7 @@ class ContainerCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._raws: dict[str, observe.ContainerJSON] = {}
-        self._dirty: set[str] = set()
+        self._dirty: dict[str, str] = {}  # id -> the last event about it ("" for our own)
         self._streams = 0
         self._valid = False
         self._epoch = 0
@@ -199,7 +199,7 @@ class ContainerCache:
 
     def _reset(self) -> None:
         self._raws = {}
-        self._dirty = set()
+        self._dirty = {}
         self._valid = False
         self._epoch += 1
 
@@ -209,19 +209,22 @@ class ContainerCache:
         with self._lock:
             return self._streams > 0
 
-    def mark_dirty(self, *ids: str) -> None:
-        """These containers changed (an event, or an action of ours): list them again."""
+    def mark_dirty(self, *ids: str, event: str = "") -> None:
+        """These containers changed (an engine event, or an action of ours): list them again."""
         with self._lock:
-            if self._streams:  # kept during a full list too: the list may predate the change
-                self._dirty.update(ids)
+            if not self._streams:
+                return
+            for cid in ids:  # kept during a full list too: the list may predate the change
+                self._dirty[cid] = event or self._dirty.get(cid, "")
 
-    def pending(self) -> tuple[int, frozenset[str] | None]:
-        """A token for the list about to be made, and the ids it must refresh (now taken).
+    def pending(self) -> tuple[int, dict[str, str] | None]:
+        """A token for the list about to be made, and the ids it must refresh (now taken),
+        each with the last event heard about it.
 
         The ids are None when it must be a full list (nothing listed since the last reset).
         """
         with self._lock:
-            ids, self._dirty = frozenset(self._dirty), set()
+            ids, self._dirty = self._dirty, {}
             return self._epoch, ids if self._valid else None
 
     def replace_all(self, raws: Iterable[observe.ContainerJSON], token: int) -> None:
@@ -342,8 +345,9 @@ class DockerDriver:
         if ids is None or len(ids) > REFRESH_MAX:
             self.cache.replace_all(self._list({"label": self._mine()}), token)
         elif ids:
-            found = self._list({"id": sorted(ids), "label": self._mine()}, prune=False)
-            for gone in ids - {raw["Id"] for raw in found}:
+            died = {cid for cid, event in ids.items() if event in ("die", "oom")}
+            found = self._list({"id": sorted(ids), "label": self._mine()}, died=died)
+            for gone in ids.keys() - {raw["Id"] for raw in found}:
                 self._exits.pop(gone, None)
             self.cache.apply_refresh(found, ids, token)
         return observe.group_pods(self.node, self.cache.snapshot())
@@ -352,23 +356,37 @@ class DockerDriver:
         """Make the next `list_pods` a full list (the periodic resync)."""
         self.cache.invalidate()
 
-    def _list(self, filters: dict[str, Any], prune: bool = True) -> list[observe.ContainerJSON]:
-        """One list call, exit states merged in; `prune` forgets the exit states not listed."""
+    def _list(
+        self, filters: dict[str, Any], died: set[str] | None = None
+    ) -> list[observe.ContainerJSON]:
+        """One list call, exit states merged in.
+
+        A full list (no `died`) forgets the exit states of containers it does not return;
+        a refresh passes the ids the engine said died, each confirmed by an inspect.
+        """
         raws: list[observe.ContainerJSON] = self._call(
             "list containers", self.api.containers, all=True, filters=filters
         )
-        merged = [self._with_exit_state(raw) for raw in raws]
-        if prune:
+        merged = [self._with_exit_state(raw, raw["Id"] in (died or ())) for raw in raws]
+        if died is None:
             listed = {raw["Id"] for raw in raws}
             for gone in set(self._exits) - listed:
                 self._exits.pop(gone, None)
         return [raw for raw in merged if raw is not None]
 
-    def _with_exit_state(self, raw: observe.ContainerJSON) -> observe.ContainerJSON | None:
-        # The list has no exit code or times; only exited containers need them (backoff).
-        if raw.get("State") not in ("exited", "dead"):
+    def _with_exit_state(
+        self, raw: observe.ContainerJSON, died: bool = False
+    ) -> observe.ContainerJSON | None:
+        """The listed container with its exit code and times when it has exited.
+
+        The list has no exit code or times; only exited containers need them (backoff).
+        `died`: the engine sent `die` for it, and sends it before its list shows the exit,
+        so the container's own state (inspect) is asked.
+        """
+        listed_exited = raw.get("State") in ("exited", "dead")
+        if not listed_exited and not died:
             return raw
-        exit_state = self._exits.get(raw["Id"])
+        exit_state = self._exits.get(raw["Id"]) if listed_exited else None
         if exit_state is None:
             try:
                 state = self._call("inspect container", self.api.inspect_container,
@@ -377,6 +395,9 @@ class DockerDriver:
                 if isinstance(e.__cause__, docker.errors.APIError) and _absent(e.__cause__):
                     return None  # removed since the list: it is not there
                 raise
+            raw["State"] = str(state.get("Status") or raw.get("State", ""))
+            if raw["State"] not in ("exited", "dead"):
+                return raw  # started again since
             exit_state = {
                 "ExitCode": int(state.get("ExitCode", 0)),
                 "StartedAt": state.get("StartedAt", ""),
@@ -452,7 +473,7 @@ class DockerDriver:
                     if stop is not None and stop.is_set():
                         return
                     if event.get("id"):
-                        self.cache.mark_dirty(str(event["id"]))
+                        self.cache.mark_dirty(str(event["id"]), event=str(event.get("Action")))
                     yield event
         finally:
             self.cache.closed()

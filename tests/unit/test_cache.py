@@ -40,13 +40,13 @@ def test_needs_a_full_list_until_one_is_stored_while_a_stream_is_open() -> None:
     token, todo = cache.pending()
     assert cache.live and todo is None
     cache.replace_all([raw("a")], token)
-    assert cache.pending()[1] == frozenset()
+    assert cache.pending()[1] == {}
     assert states(cache) == {"a": "running"}
 
 
 def test_nothing_dirty_means_nothing_to_refresh() -> None:
     cache = filled("a", "b")
-    assert cache.pending()[1] == frozenset()
+    assert cache.pending()[1] == {}
     assert states(cache) == {"a": "running", "b": "running"}
 
 
@@ -54,8 +54,8 @@ def test_dirty_ids_are_taken_once_and_refreshed() -> None:
     cache = filled("a", "b")
     cache.mark_dirty("a")
     token, todo = cache.pending()
-    assert todo == {"a"}
-    assert cache.pending()[1] == frozenset()
+    assert todo == {"a": ""}
+    assert cache.pending()[1] == {}
     cache.apply_refresh([raw("a", "exited")], todo, token)
     assert states(cache) == {"a": "exited", "b": "running"}
 
@@ -67,6 +67,15 @@ def test_a_refreshed_id_that_is_not_listed_is_gone() -> None:
     assert todo is not None
     cache.apply_refresh([], todo, token)
     assert states(cache) == {"a": "running"}
+
+
+def test_the_last_event_about_a_container_is_kept_and_ours_do_not_hide_it() -> None:
+    cache = filled("a", "b")
+    cache.mark_dirty("a", event="start")
+    cache.mark_dirty("a", event="die")
+    cache.mark_dirty("a")  # our own action after the engine's event
+    cache.mark_dirty("b")
+    assert cache.pending()[1] == {"a": "die", "b": ""}
 
 
 def test_a_new_container_is_added_by_its_refresh() -> None:
@@ -84,7 +93,7 @@ def test_a_change_during_a_full_list_is_refreshed_after_it() -> None:
     token, _ = cache.pending()
     cache.mark_dirty("a")  # the engine's event, while the list is under way
     cache.replace_all([raw("a")], token)
-    assert cache.pending()[1] == {"a"}
+    assert cache.pending()[1] == {"a": ""}
 
 
 def test_a_change_during_a_refresh_is_refreshed_again() -> None:
@@ -94,7 +103,7 @@ def test_a_change_during_a_refresh_is_refreshed_again() -> None:
     assert todo is not None
     cache.mark_dirty("a")
     cache.apply_refresh([raw("a")], todo, token)
-    assert cache.pending()[1] == {"a"}
+    assert cache.pending()[1] == {"a": ""}
 
 
 @pytest.mark.parametrize("reset", ["invalidate", "closed", "opened"])

@@ -1,0 +1,262 @@
+"""Benchmark: how fast `reconcile --watch` acts on a change, measured from outside.
+
+Starts `reconcile --watch --scope bench-<random>` on a ReplicationController manifest in a
+temporary Git directory, waits until it has converged, then measures, several times each:
+  * edit: from writing a manifest with one more replica to the engine's `start` event of the
+    new pod's app container;
+  * heal: from the engine's `die` event of a killed app container to the `start` event of its
+    replacement.
+Times come from the engine's event stream (`timeNano`) and this host's clock; both are the
+same machine's clock. Also times, in this process, the steps a pass after an edit takes.
+
+Usage: python bench/watch.py [--rounds 5] [--replicas 2]
+Prints markdown. Everything it creates carries its namespace and scope and is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from reconciler import driver, manifests, observe
+
+IMAGE = "podyard/busybox:1"
+BIN = Path(sys.executable).parent
+SLEEPER = "[sh, -c, \"trap 'exit 0' TERM; sleep 3600 & wait\"]"
+GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org"}
+
+
+def rc_manifest(namespace: str, replicas: int) -> str:
+    return f"""\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {namespace}
+---
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: web
+  namespace: {namespace}
+spec:
+  replicas: {replicas}
+  selector:
+    app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: app
+          image: {IMAGE}
+          command: {SLEEPER}
+"""
+
+
+class Events:
+    """The engine's events about the namespace's app containers, queued as they come."""
+
+    def __init__(self, api: docker.APIClient, namespace: str) -> None:
+        filters = {"type": "container", "event": ["start", "die"],
+                   "label": [f"{observe.NAMESPACE}={namespace}", f"{observe.CONTAINER}=app"]}
+        self.stream = api.events(filters=filters, decode=True)
+        self.queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for event in self.stream:
+                self.queue.put(event)
+        except Exception:  # closed by `close`
+            return
+
+    def drain(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    def next(self, action: str, timeout: float = 60) -> dict[str, Any]:
+        """The next event of that action; others before it are dropped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SystemExit(f"no {action} event within {timeout:.0f}s")
+            event = self.queue.get(timeout=left)
+            if event.get("Action") == action:
+                return event
+
+    def close(self) -> None:
+        self.stream.close()
+        self.thread.join(timeout=5)
+
+
+class Yard:
+    """The manifest directory, the watching controller, and the engine it acts on."""
+
+    def __init__(self, api: docker.APIClient, root: Path, namespace: str) -> None:
+        self.api = api
+        self.root = root
+        self.namespace = namespace
+        self.file = root / "web.yaml"
+        self.log = root.parent / "watch.log"
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+
+    def write(self, replicas: int) -> float:
+        """Replace the manifest in one rename, as an editor or `git checkout` does; when."""
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(rc_manifest(self.namespace, replicas))
+        written = time.time()
+        tmp.replace(self.file)
+        return written
+
+    def commit(self) -> None:
+        env = {**os.environ, **GIT_ENV}
+        subprocess.run(["git", "-C", str(self.root), "add", "-A"], check=True, env=env)
+        subprocess.run(["git", "-C", str(self.root), "commit", "-qm", "bench"], check=True,
+                       env=env)
+
+    def running_apps(self) -> int:
+        return len(self.api.containers(filters={"label": [
+            f"{observe.NAMESPACE}={self.namespace}", f"{observe.CONTAINER}=app"]}))
+
+    def wait_running(self, n: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.running_apps() != n:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not {n} pods within {timeout:.0f}s:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    @contextmanager
+    def watching(self, resync: float) -> Iterator[subprocess.Popen[bytes]]:
+        with self.log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(BIN / "reconcile"), "--watch", "--scope", self.namespace,
+                 "--resync", str(resync), str(self.root)],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def measure(yard: Yard, events: Events, replicas: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds of each edit -> start and each die -> start, `rounds` of each."""
+    edit, heal = [], []
+    for r in range(rounds):
+        n = replicas + r
+        time.sleep(1.5)  # idle: every event of the last round handled, the pass settled
+        events.drain()
+        written = yard.write(n + 1)
+        started = events.next("start")
+        edit.append(started["timeNano"] / 1e9 - written)
+        yard.wait_running(n + 1)
+        time.sleep(1.5)
+        events.drain()
+        victim = yard.api.containers(filters={"label": [
+            f"{observe.NAMESPACE}={yard.namespace}", f"{observe.CONTAINER}=app"]})[0]
+        yard.api.kill(victim["Id"])
+        died = events.next("die")
+        started = events.next("start")
+        heal.append((started["timeNano"] - died["timeNano"]) / 1e9)
+        yard.wait_running(n + 1)
+        print(f"round {r + 1}: edit {edit[-1] * 1000:.0f} ms, heal {heal[-1] * 1000:.0f} ms",
+              file=sys.stderr)
+    return {"edit": edit, "heal": heal}
+
+
+def steps(yard: Yard) -> dict[str, float]:
+    """Seconds of the steps of a pass after an edit, done here one by one."""
+    d = driver.DockerDriver.local(scope=yard.namespace)
+    try:
+        started = time.perf_counter()
+        manifests.load(yard.root)
+        load = time.perf_counter() - started
+        started = time.perf_counter()
+        d.list_pods()
+        listing = time.perf_counter() - started
+        return {"load": load, "list": listing}
+    finally:
+        d.close()
+
+
+def cleanup(api: docker.APIClient, namespace: str) -> None:
+    for c in api.containers(all=True, filters={"label": f"{observe.NAMESPACE}={namespace}"}):
+        api.remove_container(c["Id"], force=True)
+    for v in api.volumes(filters={"label": f"{observe.NAMESPACE}={namespace}"}).get(
+            "Volumes") or ():
+        api.remove_volume(v["Name"], force=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--replicas", type=int, default=2)
+    p.add_argument("--resync", type=float, default=30.0)
+    p.add_argument("--log", type=Path, help="keep the controller's output in this file")
+    args = p.parse_args(argv)
+    api = docker.APIClient(version=driver.API_VERSION, timeout=120)
+    namespace = f"bench-{secrets.token_hex(3)}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "manifests"
+            root.mkdir()
+            yard = Yard(api, root, namespace)
+            yard.write(args.replicas)
+            yard.commit()
+            events = Events(api, namespace)
+            try:
+                with yard.watching(args.resync):
+                    yard.wait_running(args.replicas)
+                    times = measure(yard, events, args.replicas, args.rounds)
+                    parts = steps(yard)
+            finally:
+                events.close()
+                if args.log:
+                    args.log.write_bytes(yard.log.read_bytes())
+        report(times, parts, args)
+    finally:
+        cleanup(api, namespace)
+        api.close()
+
+
+def report(times: dict[str, list[float]], parts: dict[str, float],
+           args: argparse.Namespace) -> None:
+    print(f"## reconcile --watch: time to act (median and worst of {args.rounds})\n")
+    print("| measurement | median | worst | target |\n|---|---|---|---|")
+    edit, heal = times["edit"], times["heal"]
+    print(f"| manifest written (replicas +1) -> new app container started "
+          f"| {statistics.median(edit) * 1000:.0f} ms | {max(edit) * 1000:.0f} ms | <= 1 s |")
+    print(f"| app container killed (`die`) -> replacement started "
+          f"| {statistics.median(heal) * 1000:.0f} ms | {max(heal) * 1000:.0f} ms | |")
+    print(f"\nSteps of a pass, timed in this process: manifests loaded in "
+          f"{parts['load'] * 1000:.0f} ms, pods listed (full list) in "
+          f"{parts['list'] * 1000:.0f} ms.")
+
+
+if __name__ == "__main__":
+    main()
