@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from reconciler import cli, errors, observe
+from reconciler import cli, errors, observe, status
 
 pytestmark = pytest.mark.unit
 
@@ -16,11 +16,11 @@ pytestmark = pytest.mark.unit
     [(0, "0s"), (59, "59s"), (60, "1m"), (7199, "119m"), (7200, "2h"), (172800, "2d")],
 )
 def test_age_reads_like_kubectl(seconds: float, text: str) -> None:
-    assert cli.age(seconds) == text
+    assert status.age(seconds) == text
 
 
 def test_table_pads_columns_like_kubectl() -> None:
-    out = cli.table([["NAME", "READY"], ["web-abcde", "1/1"], ["db", "0/2"]])
+    out = status.table([["NAME", "READY"], ["web-abcde", "1/1"], ["db", "0/2"]])
     assert out.splitlines() == ["NAME        READY", "web-abcde   1/1", "db          0/2"]
 
 
@@ -52,7 +52,7 @@ def pod(*apps: observe.ObservedContainer, pause: str = "running") -> observe.Obs
 
 
 @pytest.mark.parametrize(
-    ("the_pod", "status"),
+    ("the_pod", "expected"),
     [
         (pod(container("running")), "Running"),
         (pod(container("created")), "ContainerCreating"),
@@ -63,8 +63,8 @@ def pod(*apps: observe.ObservedContainer, pause: str = "running") -> observe.Obs
         (pod(container("running"), pause="exited"), "SandboxDied"),
     ],
 )
-def test_pod_status_uses_kubectl_words(the_pod: observe.ObservedPod, status: str) -> None:
-    assert cli.pod_status(the_pod) == status
+def test_pod_status_uses_kubectl_words(the_pod: observe.ObservedPod, expected: str) -> None:
+    assert status.pod_status(the_pod) == expected
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_every_failure_is_one_clear_line_and_an_exit_code(
     def fail() -> int:
         raise error
 
-    assert cli._guard(fail, console) == code
+    assert cli.guard(fail, console) == code
     assert message in err.getvalue()
     assert "Traceback" not in err.getvalue()
 
