@@ -7,134 +7,18 @@ on this engine are neither seen nor pruned.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import docker
 import pytest
 
 from reconciler import observe
 
-from .conftest import cleanup
-from .workloads import BUSYBOX
+from .conftest import SLEEPER, Yard, rc_manifest
 
 pytestmark = pytest.mark.docker
-
-BIN = Path(sys.executable).parent
-SLEEPER = "[sh, -c, \"trap 'exit 0' TERM; sleep 3600 & wait\"]"
-
-
-def rc_manifest(namespace: str, replicas: int | str, image: str = BUSYBOX) -> str:
-    return f"""\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: {namespace}
----
-apiVersion: v1
-kind: ReplicationController
-metadata:
-  name: web
-  namespace: {namespace}
-spec:
-  replicas: {replicas}
-  selector:
-    app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-        - name: app
-          image: {image}
-          command: {SLEEPER}
-"""
-
-
-class Yard:
-    """A manifest directory in Git, a scope, and ways to look at what runs in it."""
-
-    def __init__(self, api: docker.APIClient, root: Path) -> None:
-        self.api = api
-        self.root = root
-        self.namespace = f"w-{secrets.token_hex(4)}"
-        self.scope = self.namespace
-        self.file = root / "web.yaml"
-        self.logs: list[Path] = []
-        subprocess.run(["git", "init", "-q", str(root)], check=True)
-
-    def write(self, replicas: int | str, image: str = BUSYBOX) -> None:
-        tmp = self.file.with_suffix(".tmp")  # hidden from the loader: not .yaml
-        tmp.write_text(rc_manifest(self.namespace, replicas, image))
-        tmp.replace(self.file)
-
-    def commit(self, message: str) -> None:
-        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
-        subprocess.run(["git", "-C", str(self.root), "add", "-A"], check=True, env=env)
-        subprocess.run(["git", "-C", str(self.root), "commit", "-qm", message], check=True, env=env)
-
-    def reconcile(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "reconcile"), "--scope", self.scope, *args, str(self.root)],
-            capture_output=True, text=True, timeout=timeout,
-        )
-
-    def watch(self, *args: str) -> subprocess.Popen[str]:
-        log = self.root.parent / f"watch-{len(self.logs)}.log"
-        self.logs.append(log)
-        with log.open("w") as out:  # the child keeps its own copy of the descriptor
-            return subprocess.Popen(
-                [str(BIN / "reconcile"), "--watch", "--scope", self.scope, "--resync", "2",
-                 *args, str(self.root)],
-                stdout=out, stderr=subprocess.STDOUT, text=True,
-            )
-
-    def output(self) -> str:
-        return "".join(log.read_text() for log in self.logs)
-
-    def running_pods(self) -> list[dict[str, object]]:
-        """Running pause containers of the namespace: one per running pod."""
-        return [
-            c for c in self.api.containers(
-                filters={"label": [f"{observe.NAMESPACE}={self.namespace}",
-                                   f"{observe.CONTAINER}={observe.PAUSE}"]}
-            )
-        ]
-
-    def app_containers(self, state: str = "running") -> list[dict[str, object]]:
-        return [
-            c for c in self.api.containers(
-                all=True,
-                filters={"label": [f"{observe.NAMESPACE}={self.namespace}",
-                                   f"{observe.CONTAINER}=app"]},
-            ) if c["State"] == state
-        ]
-
-    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; output:\n{self.output()}")
-            time.sleep(0.2)
-
-
-@pytest.fixture
-def yard(engine: docker.APIClient, tmp_path: Path) -> Iterator[Yard]:
-    root = tmp_path / "manifests"
-    root.mkdir()
-    y = Yard(engine, root)
-    yield y
-    cleanup(engine, y.namespace)
-
 
 def stop(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGTERM)
