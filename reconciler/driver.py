@@ -191,6 +191,8 @@ class ContainerCache:
         with self._lock:
             self._streams = max(0, self._streams - 1)
             self._reset()
+            if not self._streams:
+                self._dirty = {}
 
     def invalidate(self) -> None:
         """Forget everything: the next list is a full one (the periodic resync)."""
@@ -198,8 +200,8 @@ class ContainerCache:
             self._reset()
 
     def _reset(self) -> None:
+        # Marks stay: a death heard of must be confirmed even by a full list (see list_pods).
         self._raws = {}
-        self._dirty = {}
         self._valid = False
         self._epoch += 1
 
@@ -217,15 +219,14 @@ class ContainerCache:
             for cid in ids:  # kept during a full list too: the list may predate the change
                 self._dirty[cid] = event or self._dirty.get(cid, "")
 
-    def pending(self) -> tuple[int, dict[str, str] | None]:
-        """A token for the list about to be made, and the ids it must refresh (now taken),
-        each with the last event heard about it.
-
-        The ids are None when it must be a full list (nothing listed since the last reset).
+    def pending(self) -> tuple[int, dict[str, str], bool]:
+        """A token for the list about to be made; the ids it must refresh (now taken), each
+        with the last event heard about it; and whether it must be a full list instead
+        (nothing listed since the last reset).
         """
         with self._lock:
             ids, self._dirty = self._dirty, {}
-            return self._epoch, ids if self._valid else None
+            return self._epoch, ids, not self._valid
 
     def replace_all(self, raws: Iterable[observe.ContainerJSON], token: int) -> None:
         """Store a full list; dropped if the cache was reset since, or no stream is open."""
@@ -341,12 +342,13 @@ class DockerDriver:
         """
         if not self.cache.live:
             return observe.group_pods(self.node, self._list({"label": self._mine()}))
-        token, ids = self.cache.pending()
-        if ids is None or len(ids) > REFRESH_MAX:
-            self.cache.replace_all(self._list({"label": self._mine()}), token)
+        token, ids, full = self.cache.pending()
+        died = {cid for cid, event in ids.items() if event in ("die", "oom")}
+        if full or len(ids) > REFRESH_MAX:
+            self.cache.replace_all(self._list({"label": self._mine()}, died=died), token)
         elif ids:
-            died = {cid for cid, event in ids.items() if event in ("die", "oom")}
-            found = self._list({"id": sorted(ids), "label": self._mine()}, died=died)
+            found = self._list({"id": sorted(ids), "label": self._mine()}, died=died,
+                               prune=False)
             for gone in ids.keys() - {raw["Id"] for raw in found}:
                 self._exits.pop(gone, None)
             self.cache.apply_refresh(found, ids, token)
@@ -357,18 +359,18 @@ class DockerDriver:
         self.cache.invalidate()
 
     def _list(
-        self, filters: dict[str, Any], died: set[str] | None = None
+        self, filters: dict[str, Any], *, died: set[str] | None = None, prune: bool = True
     ) -> list[observe.ContainerJSON]:
         """One list call, exit states merged in.
 
-        A full list (no `died`) forgets the exit states of containers it does not return;
-        a refresh passes the ids the engine said died, each confirmed by an inspect.
+        `died`: ids the engine said died, each confirmed by an inspect. `prune` (a full
+        list) forgets the exit states of the containers it does not return.
         """
         raws: list[observe.ContainerJSON] = self._call(
             "list containers", self.api.containers, all=True, filters=filters
         )
         merged = [self._with_exit_state(raw, raw["Id"] in (died or ())) for raw in raws]
-        if died is None:
+        if prune:
             listed = {raw["Id"] for raw in raws}
             for gone in set(self._exits) - listed:
                 self._exits.pop(gone, None)

@@ -20,8 +20,8 @@ def raw(cid: str, state: str = "running") -> observe.ContainerJSON:
 def filled(*ids: str) -> ContainerCache:
     cache = ContainerCache()
     cache.opened()
-    token, todo = cache.pending()
-    assert todo is None
+    token, _, full = cache.pending()
+    assert full
     cache.replace_all([raw(i) for i in ids], token)
     return cache
 
@@ -33,14 +33,14 @@ def states(cache: ContainerCache) -> dict[str, str]:
 def test_needs_a_full_list_until_one_is_stored_while_a_stream_is_open() -> None:
     cache = ContainerCache()
     assert not cache.live
-    token, todo = cache.pending()
+    token, _, full = cache.pending()
     cache.replace_all([raw("a")], token)  # no stream: nothing to keep it fresh, not stored
-    assert cache.pending()[1] is None and cache.snapshot() == []
+    assert full and cache.pending()[2] and cache.snapshot() == []
     cache.opened()
-    token, todo = cache.pending()
-    assert cache.live and todo is None
+    token, _, full = cache.pending()
+    assert cache.live and full
     cache.replace_all([raw("a")], token)
-    assert cache.pending()[1] == {}
+    assert cache.pending()[1:] == ({}, False)
     assert states(cache) == {"a": "running"}
 
 
@@ -53,7 +53,7 @@ def test_nothing_dirty_means_nothing_to_refresh() -> None:
 def test_dirty_ids_are_taken_once_and_refreshed() -> None:
     cache = filled("a", "b")
     cache.mark_dirty("a")
-    token, todo = cache.pending()
+    token, todo, _ = cache.pending()
     assert todo == {"a": ""}
     assert cache.pending()[1] == {}
     cache.apply_refresh([raw("a", "exited")], todo, token)
@@ -63,8 +63,7 @@ def test_dirty_ids_are_taken_once_and_refreshed() -> None:
 def test_a_refreshed_id_that_is_not_listed_is_gone() -> None:
     cache = filled("a", "b")
     cache.mark_dirty("b")
-    token, todo = cache.pending()
-    assert todo is not None
+    token, todo, _ = cache.pending()
     cache.apply_refresh([], todo, token)
     assert states(cache) == {"a": "running"}
 
@@ -81,16 +80,28 @@ def test_the_last_event_about_a_container_is_kept_and_ours_do_not_hide_it() -> N
 def test_a_new_container_is_added_by_its_refresh() -> None:
     cache = filled("a")
     cache.mark_dirty("c")
-    token, todo = cache.pending()
-    assert todo is not None
+    token, todo, _ = cache.pending()
     cache.apply_refresh([raw("c", "created")], todo, token)
     assert states(cache) == {"a": "running", "c": "created"}
+
+
+def test_a_full_list_is_told_of_the_deaths_heard_before_it() -> None:
+    cache = filled("a")
+    cache.mark_dirty("a", event="die")
+    cache.invalidate()  # the resync: the engine's list may not show the death yet
+    assert cache.pending()[1:] == ({"a": "die"}, True)
+    cache = filled("a")
+    cache.opened()
+    cache.mark_dirty("a", event="die")
+    cache.closed()
+    cache.mark_dirty("a", event="die")  # heard on the stream still open
+    assert cache.pending()[1:] == ({"a": "die"}, True)
 
 
 def test_a_change_during_a_full_list_is_refreshed_after_it() -> None:
     cache = ContainerCache()
     cache.opened()
-    token, _ = cache.pending()
+    token, _, _ = cache.pending()
     cache.mark_dirty("a")  # the engine's event, while the list is under way
     cache.replace_all([raw("a")], token)
     assert cache.pending()[1] == {"a": ""}
@@ -99,8 +110,7 @@ def test_a_change_during_a_full_list_is_refreshed_after_it() -> None:
 def test_a_change_during_a_refresh_is_refreshed_again() -> None:
     cache = filled("a")
     cache.mark_dirty("a")
-    token, todo = cache.pending()
-    assert todo is not None
+    token, todo, _ = cache.pending()
     cache.mark_dirty("a")
     cache.apply_refresh([raw("a")], todo, token)
     assert cache.pending()[1] == {"a": ""}
@@ -110,14 +120,14 @@ def test_a_change_during_a_refresh_is_refreshed_again() -> None:
 def test_a_reset_forces_a_full_list_and_drops_lists_begun_before_it(reset: str) -> None:
     cache = filled("a")
     cache.opened()  # a second stream, so that closing one leaves the cache usable
-    token, _ = cache.pending()
+    token, _, _ = cache.pending()
     cache.mark_dirty("a")
     getattr(cache, reset)()
     cache.replace_all([raw("stale")], token)
     cache.apply_refresh([raw("stale")], ["a"], token)
     assert cache.snapshot() == []
-    token, todo = cache.pending()
-    assert todo is None
+    token, todo, full = cache.pending()
+    assert full and todo == {"a": ""}  # still looked at: the full list may predate it
     cache.replace_all([raw("b")], token)
     assert states(cache) == {"b": "running"}
 
@@ -127,8 +137,8 @@ def test_a_closed_stream_stops_the_cache_until_another_opens() -> None:
     cache.closed()
     assert not cache.live
     cache.mark_dirty("a")  # no stream: nothing is recorded
-    token, todo = cache.pending()
-    assert todo is None
+    token, todo, full = cache.pending()
+    assert full and todo == {}
     cache.replace_all([raw("a")], token)
     assert cache.snapshot() == []
     cache.closed()  # an extra close does not go below zero
