@@ -188,7 +188,7 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
 
 
 def _dry_run(controller: loop.Controller, desired: model.DesiredState, console: Console) -> int:
-    observed = controller.observe()
+    observed = controller.observe_pods()
     the_plan = controller.plan(desired, observed)
     for action in the_plan.actions:
         console.info(action.describe())

@@ -22,7 +22,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, Protocol, TypeVar
@@ -32,7 +32,7 @@ import docker.errors
 import docker.tls
 import requests
 
-from reconciler import errors, model, nodes, observe, pause, plan
+from reconciler import cache, errors, model, nodes, observe, pause, plan
 
 PAUSE_IMAGE = pause.DEFAULT_IMAGE  # the CLI's --pause-image overrides it
 API_VERSION = "1.41"  # Docker 20.10; newer engines accept it, and no call is made to ask
@@ -163,96 +163,6 @@ def spec_hash(container: model.Container) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
-class ContainerCache:
-    """One node's podyard containers by id, as last listed, and the ids to look at again.
-
-    Pure bookkeeping, safe to share between threads. It is only trusted while at least one
-    event stream is open (`opened`/`closed`); opening or closing a stream, or `invalidate`,
-    empties it, and a list begun before that is not stored (each list carries the token
-    `pending` gave it).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._raws: dict[str, observe.ContainerJSON] = {}
-        self._dirty: dict[str, str] = {}  # id -> the last event about it ("" for our own)
-        self._streams = 0
-        self._valid = False
-        self._epoch = 0
-
-    def opened(self) -> None:
-        """An event stream is open: from now on, every change is heard of."""
-        with self._lock:
-            self._streams += 1
-            self._reset()
-
-    def closed(self) -> None:
-        """An event stream ended: changes may be missed until the next full list."""
-        with self._lock:
-            self._streams = max(0, self._streams - 1)
-            self._reset()
-            if not self._streams:
-                self._dirty = {}
-
-    def invalidate(self) -> None:
-        """Forget everything: the next list is a full one (the periodic resync)."""
-        with self._lock:
-            self._reset()
-
-    def _reset(self) -> None:
-        # Marks stay: a death heard of must be confirmed even by a full list (see list_pods).
-        self._raws = {}
-        self._valid = False
-        self._epoch += 1
-
-    @property
-    def live(self) -> bool:
-        """Whether an event stream is open, so that the cache can be trusted once filled."""
-        with self._lock:
-            return self._streams > 0
-
-    def mark_dirty(self, *ids: str, event: str = "") -> None:
-        """These containers changed (an engine event, or an action of ours): list them again."""
-        with self._lock:
-            if not self._streams:
-                return
-            for cid in ids:  # kept during a full list too: the list may predate the change
-                self._dirty[cid] = event or self._dirty.get(cid, "")
-
-    def pending(self) -> tuple[int, dict[str, str], bool]:
-        """A token for the list about to be made; the ids it must refresh (now taken), each
-        with the last event heard about it; and whether it must be a full list instead
-        (nothing listed since the last reset).
-        """
-        with self._lock:
-            ids, self._dirty = self._dirty, {}
-            return self._epoch, ids, not self._valid
-
-    def replace_all(self, raws: Iterable[observe.ContainerJSON], token: int) -> None:
-        """Store a full list; dropped if the cache was reset since, or no stream is open."""
-        with self._lock:
-            if token != self._epoch or not self._streams:
-                return
-            self._raws = {raw["Id"]: raw for raw in raws}
-            self._valid = True
-
-    def apply_refresh(
-        self, raws: Iterable[observe.ContainerJSON], ids: Iterable[str], token: int
-    ) -> None:
-        """Store a list of `ids`: those it did not return are gone."""
-        with self._lock:
-            if token != self._epoch:
-                return
-            for gone in ids:
-                self._raws.pop(gone, None)
-            self._raws.update((raw["Id"], raw) for raw in raws)
-
-    def snapshot(self) -> list[observe.ContainerJSON]:
-        """The cached containers, in no particular order."""
-        with self._lock:
-            return list(self._raws.values())
-
-
 class DockerDriver:
     """One node: its name and one low-level client, shared by every worker thread."""
 
@@ -275,7 +185,7 @@ class DockerDriver:
         # Exit state by container id: podyard never restarts a container in place (it makes
         # a new one), so an exited container's exit code and times never change.
         self._exits: dict[str, dict[str, Any]] = {}
-        self.cache = ContainerCache()
+        self.cache = cache.ContainerCache()
 
     @classmethod
     def local(
@@ -500,12 +410,16 @@ class DockerDriver:
     # -- images -----------------------------------------------------------------------------
 
     def ensure_pause_image(self) -> str:
-        """The pause image, built on the node from the controller's busybox when missing."""
+        """The pause image: pulled when it names a registry (as the cluster's does), else
+        built on the node from the controller's busybox when missing."""
         with self._lock:
             if self._pause_ready:
                 return self.pause_image
             if not self._image_present(self.pause_image):
-                self._build_pause_image()
+                if _names_registry(self.pause_image):
+                    self._pull(self.pause_image)
+                else:
+                    self._build_pause_image()
             self._pause_ready = True
             return self.pause_image
 
@@ -821,6 +735,12 @@ def _limits(resources: model.Resources) -> dict[str, int]:
     if resources.memory_limit:
         limits["mem_limit"] = resources.memory_limit
     return limits
+
+
+def _names_registry(image: str) -> bool:
+    """Whether an image reference starts with a registry host (`reg.example:5000/pause:1`)."""
+    first, slash, _ = image.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost")
 
 
 def _split_image(image: str) -> tuple[str, str | None]:

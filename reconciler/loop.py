@@ -76,7 +76,7 @@ class Controller:
         self.health = nodes.Health(grace=options.node_grace)
         self.pool = ThreadPoolExecutor(max_workers=max(1, len(drivers)))
 
-    def observe(self) -> list[observe.ObservedPod]:
+    def observe_pods(self) -> list[observe.ObservedPod]:
         """Every pod on every reachable node, one list call per node, nodes in parallel.
 
         A node that does not answer within its grace period fails the pass (TemporaryError),
@@ -129,7 +129,7 @@ class Controller:
         self, desired: model.DesiredState, stop: threading.Event | None = None
     ) -> PassResult:
         """Observe, plan, apply once."""
-        observed = self.observe()
+        observed = self.observe_pods()
         the_plan = self.plan(desired, observed)
         if the_plan.empty:
             return PassResult(the_plan, None, len(observed))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler import observe
-from reconciler.driver import ContainerCache
+from reconciler.cache import ContainerCache
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import errors, pause
+from reconciler import driver, errors, pause
 
 pytestmark = pytest.mark.unit
 
@@ -47,3 +47,17 @@ def test_refuses_a_dynamic_busybox(tmp_path: Path) -> None:
     shutil.copy(DYNAMIC, fake)
     with pytest.raises(errors.EngineError, match="not a statically linked executable"):
         pause.build_context(fake)
+
+
+@pytest.mark.parametrize(
+    ("image", "remote"),
+    [
+        ("podyard/pause:1", False),
+        ("pause", False),
+        ("172.30.0.10:5000/podyard/pause:1", True),
+        ("registry.example.org/pause:3.9", True),
+        ("localhost/pause:1", True),
+    ],
+)
+def test_a_pause_image_naming_a_registry_is_pulled_not_built(image: str, remote: bool) -> None:
+    assert driver._names_registry(image) is remote
