@@ -107,7 +107,7 @@ def _restart_dockerd() -> None:
     if not pid.strip() or shutil.which("dockerd") is None:
         pytest.skip("dockerd is not a process this test can restart")
     os.kill(int(pid), signal.SIGTERM)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # the engine stops every container first
     while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "dockerd did not stop"
         time.sleep(0.2)
@@ -125,7 +125,7 @@ def test_watch_survives_an_engine_restart_and_converges(yard: Yard) -> None:
     try:
         yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods")
         _restart_dockerd()
-        yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods after the restart", 120)
+        yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods after the restart", 180)
         assert process.poll() is None, yard.output()
         assert stop(process) == 0
     finally:
