@@ -230,6 +230,8 @@ def watch(
     """
     trigger = Trigger()
     observers = [_watch_files(paths, trigger)]
+    # A stop must not wait for the next resync: wake the loop as soon as it is asked for.
+    threading.Thread(target=_fire_on_stop, args=(stop, trigger), daemon=True).start()
     for name, d in controller.drivers.items():
         threading.Thread(
             target=_watch_engine, args=(name, d, trigger, stop), daemon=True, name=f"events-{name}"
@@ -271,6 +273,11 @@ def watch(
     finally:
         for o in observers:
             o.stop()
+
+
+def _fire_on_stop(stop: threading.Event, trigger: Trigger) -> None:
+    stop.wait()
+    trigger.fire("stop")
 
 
 def _next_wait(result: PassResult, resync: float) -> float:

@@ -131,3 +131,18 @@ def test_watch_survives_an_engine_restart_and_converges(yard: Yard) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_sigterm_stops_watch_between_resyncs_without_waiting_for_the_next(yard: Yard) -> None:
+    yard.write(1)
+    process = yard.watch("--resync", "600")
+    try:
+        yard.wait_for(lambda: len(yard.running_pods()) == 1, "1 pod")
+        yard.wait_for(lambda: "nothing to do" in yard.output() or "created" in yard.output()
+                      or "+ create" in yard.output(), "the first pass")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0  # far less than the 600 s resync
+        assert len(yard.running_pods()) == 1  # stopping the controller leaves the pods
+    finally:
+        if process.poll() is None:
+            process.kill()
