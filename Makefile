@@ -40,7 +40,8 @@ demo: venv images lab  ## Set up everything: lab cluster, examples converged, st
 	$(BIN)/reconcile --scope demo examples/manifests
 	$(BIN)/podyard --scope demo get pods -o wide
 	$(BIN)/podyard --scope demo get rc -f examples/manifests
-	@echo "lab hosts:"; docker ps --filter label=io.podyard.lab --format '  {{.Names}}\t{{.Status}}'
+	@echo "the lab: examples/lab/ pushed to the master's manifest repository, applied by its controller:"
+	bash examples/lab/push.sh
 
 test: venv images  ## Run every tier: unit, docker, lab
 	$(PYTEST) -m "unit or docker or lab"
