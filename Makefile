@@ -55,9 +55,10 @@ test-docker: venv images  ## Against the local Docker engine
 test-lab: venv images  ## Against the Ansible-provisioned lab hosts
 	$(PYTEST) -m lab
 
-lint: venv  ## ruff and mypy
+lint: venv  ## ruff, mypy (strict) and ansible-lint (production profile)
 	$(BIN)/ruff check reconciler tests bench
 	$(BIN)/mypy
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint
 
 lab: venv docker  ## Start the lab hosts (containers acting as machines) and run site.yml on them
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_up.yml
