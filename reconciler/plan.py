@@ -194,13 +194,13 @@ class _Builder:
 
     def bare_pod(self, pod: model.Pod) -> None:
         mine = [p for p in self.observed if p.owner == "" and p.key == (pod.namespace, pod.name)]
-        keep = _best([p for p in mine if p.template_hash == pod.template.hash and not _broken(p)])
+        wanted = pod.template.hash
+        keep = _best([p for p in mine if p.template_hash == wanted and not _broken(p)])
         for p in mine:
             if p is not keep:
-                changed = p.template_hash != pod.template.hash
-                self.delete(p, "spec changed" if changed else "duplicate or broken pod")
+                self.delete(p, _why_replaced(p, wanted))
         if keep is None:
-            reason = "spec changed" if mine else "declared"
+            reason = _why_replaced(mine[-1], wanted) if mine else "declared"
             self.create(pod.namespace, pod.name, "", pod.template, reason)
         else:
             self.heal(keep, pod.template)
@@ -322,6 +322,13 @@ class _Builder:
         ids = tuple(c.id for c in pod.all_containers)
         self.deletes.append(DeletePod(pod.node, pod.namespace, pod.name, pod.uid, ids, reason))
         self.placed.release(pod.node)
+
+
+def _why_replaced(pod: observe.ObservedPod, wanted_hash: str) -> str:
+    """Why an observed copy of a bare pod gives way to another, in the plan's words."""
+    if pod.template_hash != wanted_hash:
+        return "spec changed"
+    return "pod sandbox is gone" if _broken(pod) else "duplicate pod"
 
 
 def _broken(pod: observe.ObservedPod) -> bool:

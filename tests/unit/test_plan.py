@@ -199,7 +199,10 @@ def test_bare_pod_whose_spec_changed_is_replaced_delete_first() -> None:
 def test_pod_whose_pause_died_is_recreated() -> None:
     bare = model.Pod("default", "db", template())
     p = plan.diff(state(bare), [pod("db", template(), pause_state="exited")], context())
-    assert [type(a).__name__ for a in p.actions] == ["DeletePod", "CreatePod"]
+    assert lines(p) == [
+        "- delete pod db on n1: pod sandbox is gone",
+        "+ create pod db on n1: pod sandbox is gone",
+    ]
 
 
 def test_first_crash_restarts_at_once() -> None:
