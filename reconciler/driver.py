@@ -231,6 +231,9 @@ class DockerDriver:
                 tls=tls,
                 max_pool_size=parallelism + 2,
             )
+            # The cluster CA is the only trust for a node: REQUESTS_CA_BUNDLE and proxy
+            # settings in the environment must not silently replace it.
+            api.trust_env = False
         return cls(node, api, pause_image=pause_image, scope=scope)
 
     def close(self) -> None:
