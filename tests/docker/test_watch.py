@@ -111,8 +111,10 @@ def _restart_dockerd() -> None:
     while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "dockerd did not stop"
         time.sleep(0.2)
-    with open("/var/log/dockerd.log", "ab") as log:
-        subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    # Detached through a shell, as `make docker` starts it: the engine outlives the test.
+    subprocess.run(
+        ["sh", "-c", "nohup setsid dockerd >>/var/log/dockerd.log 2>&1 &"], check=True
+    )
     while subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         assert time.monotonic() < deadline, "dockerd did not come back"
         time.sleep(0.2)
