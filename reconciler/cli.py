@@ -165,6 +165,13 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
         console.info(f"revision: {desired.revision}")
         console.info(f"{args.path}: valid")
         return EXIT_OK
+    if desired.services:
+        # Said out loud rather than ignored: the Services are valid, but nothing forwards
+        # their ClusterIP or NodePort to the pods yet.
+        console.warn(
+            f"{len(desired.services)} Service(s) validated but not applied: podyard does not "
+            "program ClusterIP or NodePort forwarding yet"
+        )
     cluster = nodes.load_cluster(args.cluster) if args.cluster else nodes.local_cluster()
     options = loop.Options(
         parallelism=args.parallelism,
