@@ -1,0 +1,39 @@
+"""The driver's pure decisions: which pause images are pulled, whom a remote node trusts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler import driver
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("image", "remote"),
+    [
+        ("podyard/pause:1", False),
+        ("pause", False),
+        ("172.30.0.10:5000/podyard/pause:1", True),
+        ("registry.example.org/pause:3.9", True),
+        ("localhost/pause:1", True),
+    ],
+)
+def test_a_pause_image_naming_a_registry_is_pulled_not_built(image: str, remote: bool) -> None:
+    assert driver._names_registry(image) is remote
+
+
+def test_a_remote_node_trusts_only_the_cluster_ca(tmp_path: Path) -> None:
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("placeholder")
+    d = driver.DockerDriver.remote(
+        "node1", "tcp://192.0.2.11:2376", ca=str(tmp_path / "ca.pem"),
+        cert=str(tmp_path / "cert.pem"), key=str(tmp_path / "key.pem"),
+    )
+    try:
+        assert d.api.verify == str(tmp_path / "ca.pem")
+        assert d.api.trust_env is False  # REQUESTS_CA_BUNDLE must not replace the cluster CA
+    finally:
+        d.close()
