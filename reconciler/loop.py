@@ -154,7 +154,7 @@ class Controller:
             try:
                 result = self.run_pass(desired, stop)
             except errors.TemporaryError as e:
-                self.reporter.warn(f"{e}; retrying in {delay:.0f}s")
+                self.reporter.warn(f"{e}; retrying in {delay:.1f}s")
                 _sleep(min(delay, max(0.0, deadline - self.clock())), stop)
                 delay = min(delay * 2, 10.0)
                 continue
