@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from reconciler import driver, manifests, model, nodes, observe, plan
+from reconciler import driver, errors, manifests, model, nodes, observe, plan
 from reconciler.cli import EXIT_INVALID, EXIT_OK, Console, guard
 
 
@@ -62,7 +62,7 @@ def _podyard(args: argparse.Namespace, console: Console) -> int:
     cluster = nodes.load_cluster(args.cluster) if args.cluster else nodes.local_cluster()
     drivers = driver.connect(cluster, parallelism=4, scope=args.scope)
     try:
-        pods = [p for d in drivers.values() for p in d.list_pods()]
+        pods = _list_reachable(drivers, console)
         if not args.all_namespaces:
             pods = [p for p in pods if p.namespace == args.namespace]
         if args.command == "get":
@@ -81,6 +81,24 @@ def _podyard(args: argparse.Namespace, console: Console) -> int:
     finally:
         for d in drivers.values():
             d.close()
+
+
+def _list_reachable(
+    drivers: dict[str, driver.Driver], console: Console
+) -> list[observe.ObservedPod]:
+    """Pods of every node that answers; a node that does not is named, not fatal (as kubectl
+    still lists pods while a node is NotReady). Only when no node answers is it an error."""
+    pods: list[observe.ObservedPod] = []
+    failures: list[errors.TemporaryError] = []
+    for name, d in drivers.items():
+        try:
+            pods.extend(d.list_pods())
+        except errors.TemporaryError as e:
+            failures.append(e)
+            console.warn(f"node {name} is not answering: {e}")
+    if failures and len(failures) == len(drivers):
+        raise failures[0]
+    return pods
 
 
 def observe_best(found: list[observe.ObservedPod]) -> observe.ObservedPod:

@@ -101,3 +101,28 @@ def test_help_explains_modes_and_exit_codes(capsys: pytest.CaptureFixture[str]) 
     text = capsys.readouterr().out
     for word in ("--validate", "--dry-run", "--watch", "--committed", "exit codes"):
         assert word in text
+
+
+class _Node:
+    def __init__(self, name: str, up: bool) -> None:
+        self.node, self.up = name, up
+
+    def list_pods(self) -> tuple[observe.ObservedPod, ...]:
+        if not self.up:
+            raise errors.TemporaryError(f"list containers on {self.node}: engine unreachable")
+        return (pod(container("running")),)
+
+
+def test_get_lists_the_nodes_that_answer_and_names_those_that_do_not() -> None:
+    err = io.StringIO()
+    console = cli.Console(out=io.StringIO(), err=err)
+    drivers = {"n1": _Node("n1", True), "n2": _Node("n2", False)}
+    pods = status._list_reachable(drivers, console)  # type: ignore[arg-type]
+    assert len(pods) == 1
+    assert "node n2 is not answering" in err.getvalue()
+
+
+def test_get_fails_when_no_node_answers() -> None:
+    console = cli.Console(out=io.StringIO(), err=io.StringIO())
+    with pytest.raises(errors.TemporaryError):
+        status._list_reachable({"n1": _Node("n1", False)}, console)  # type: ignore[arg-type]
