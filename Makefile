@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/pytest
 
-.PHONY: help venv docker images demo test test-unit test-docker test-lab lint bench lab lab-down clean
+.PHONY: help venv docker tools images demo test test-unit test-docker test-lab lint bench lab lab-down clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ docker:  ## Install and start a Docker engine when none answers
 	  fi; \
 	fi; docker info --format 'docker engine {{.ServerVersion}} is up'
 
+tools:  ## Install the client tools the lab drives hosts with (ssh, git) when missing
+	@command -v ssh >/dev/null && command -v git >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client git >/dev/null)
+
 images: docker  ## Build the example and test images locally (no registry needed)
 	@bash examples/images/build.sh
 
@@ -43,7 +47,7 @@ demo: venv images lab  ## Set up everything: lab cluster, examples converged, st
 	@echo "the lab: examples/lab/ pushed to the master's manifest repository, applied by its controller:"
 	bash examples/lab/push.sh
 
-test: venv images  ## Run every tier: unit, docker, lab
+test: venv images tools  ## Run every tier: unit, docker, lab
 	$(PYTEST) -m "unit or docker or lab"
 
 test-unit: venv  ## Pure code only, no Docker
@@ -52,7 +56,7 @@ test-unit: venv  ## Pure code only, no Docker
 test-docker: venv images  ## Against the local Docker engine
 	$(PYTEST) -m docker
 
-test-lab: venv images  ## Against the Ansible-provisioned lab hosts
+test-lab: venv images tools  ## Against the Ansible-provisioned lab hosts
 	$(PYTEST) -m lab
 
 lint: venv  ## ruff, mypy (strict) and ansible-lint (production profile)
@@ -60,7 +64,7 @@ lint: venv  ## ruff, mypy (strict) and ansible-lint (production profile)
 	$(BIN)/mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint
 
-lab: venv docker  ## Start the lab hosts (containers acting as machines) and run site.yml on them
+lab: venv docker tools  ## Start the lab hosts (containers acting as machines) and run site.yml on them
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_up.yml
 	$(BIN)/ansible-playbook -i inventory/lab site.yml
 
