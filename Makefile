@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/pytest
 
-.PHONY: help venv docker tools images demo test test-unit test-docker test-lab lint bench lab lab-down clean
+.PHONY: help venv docker tools images demo test test-unit test-docker test-lab lint bench bench-lab lab lab-down clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -71,8 +71,13 @@ lab: venv docker tools  ## Start the lab hosts (containers acting as machines) a
 lab-down: venv  ## Remove exactly what `make lab` made (the host image stays as a cache)
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_down.yml
 
-bench: venv images  ## Run the benchmarks (results are printed as markdown)
+bench: venv images  ## Validation, convergence and watch-latency benchmarks (see bench/results/)
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/converge.py --pods 100 --idle-pods 500 --parallelism 8 --rounds 2
+	$(BIN)/python bench/watch.py --rounds 5
+
+bench-lab: venv docker tools  ## Time the lab from nothing and its idempotent second run
+	$(BIN)/python bench/lab.py --cold --output bench/results/lab.md
 
 clean:  ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
