@@ -60,7 +60,6 @@ class Driver(Protocol):
     def logs(
         self, container_id: str, *, follow: bool = False, tail: int | None = None
     ) -> Iterator[bytes]: ...
-    def events(self, since: float, until: float) -> Iterator[dict[str, Any]]: ...
     def pod_events(self, uid: str, since: float) -> list[tuple[float, str]]: ...
     def watch_events(self, stop: threading.Event | None = None,
                      on_open: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]: ...
@@ -340,13 +339,6 @@ class DockerDriver:
                 yield self.api.logs(container_id, tail=tail_arg)
                 return
             yield from self.api.logs(container_id, stream=True, follow=True, tail=tail_arg)
-
-    def events(self, since: float, until: float) -> Iterator[dict[str, Any]]:
-        """Past events about podyard containers between two Unix times."""
-        with engine_errors(self.node, "read events"):
-            yield from self.api.events(
-                since=since, until=until, filters=self._event_filters(), decode=True
-            )
 
     def pod_events(self, uid: str, since: float) -> list[tuple[float, str]]:
         """One pod's container history, oldest first, as (Unix time, message) for `describe`."""
