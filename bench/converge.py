@@ -36,7 +36,9 @@ from typing import Any
 
 import docker
 
-from reconciler import driver, execute, model, observe, plan, schedule
+from reconciler import execute, labels, model, observe, plan
+from reconciler.engine import driver
+from reconciler.plan import schedule
 
 IMAGE = "podyard/busybox:1"
 APP = ("sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait")  # exits at once on SIGTERM
@@ -207,7 +209,7 @@ def one_pass_process(namespace: str, pods: int) -> None:
 
 
 def cleanup(api: docker.APIClient, namespace: str) -> None:
-    for label in (f"{observe.NAMESPACE}={namespace}", f"{FLOOR_LABEL}={namespace}"):
+    for label in (f"{labels.NAMESPACE}={namespace}", f"{FLOOR_LABEL}={namespace}"):
         found = api.containers(all=True, filters={"label": label})
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda c: api.remove_container(c["Id"], force=True), found))

@@ -34,7 +34,8 @@ from typing import Any
 
 import docker
 
-from reconciler import driver, manifests, observe
+from reconciler import labels, manifests
+from reconciler.engine import client, driver
 
 IMAGE = "podyard/busybox:1"
 BIN = Path(sys.executable).parent
@@ -77,7 +78,7 @@ class Events:
 
     def __init__(self, api: docker.APIClient, namespace: str) -> None:
         filters = {"type": "container", "event": ["start", "die"],
-                   "label": [f"{observe.NAMESPACE}={namespace}", f"{observe.CONTAINER}=app"]}
+                   "label": [f"{labels.NAMESPACE}={namespace}", f"{labels.CONTAINER}=app"]}
         self.stream = api.events(filters=filters, decode=True)
         self.queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self.thread = threading.Thread(target=self._pump, daemon=True)
@@ -137,7 +138,7 @@ class Yard:
 
     def running_apps(self) -> int:
         return len(self.api.containers(filters={"label": [
-            f"{observe.NAMESPACE}={self.namespace}", f"{observe.CONTAINER}=app"]}))
+            f"{labels.NAMESPACE}={self.namespace}", f"{labels.CONTAINER}=app"]}))
 
     def wait_running(self, n: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -179,7 +180,7 @@ def measure(yard: Yard, events: Events, replicas: int, rounds: int) -> dict[str,
         time.sleep(1.5)
         events.drain()
         victim = yard.api.containers(filters={"label": [
-            f"{observe.NAMESPACE}={yard.namespace}", f"{observe.CONTAINER}=app"]})[0]
+            f"{labels.NAMESPACE}={yard.namespace}", f"{labels.CONTAINER}=app"]})[0]
         yard.api.kill(victim["Id"])
         died = events.next("die")
         started = events.next("start")
@@ -210,9 +211,9 @@ def steps(yard: Yard, replicas: int) -> dict[str, float]:
 
 
 def cleanup(api: docker.APIClient, namespace: str) -> None:
-    for c in api.containers(all=True, filters={"label": f"{observe.NAMESPACE}={namespace}"}):
+    for c in api.containers(all=True, filters={"label": f"{labels.NAMESPACE}={namespace}"}):
         api.remove_container(c["Id"], force=True)
-    for v in api.volumes(filters={"label": f"{observe.NAMESPACE}={namespace}"}).get(
+    for v in api.volumes(filters={"label": f"{labels.NAMESPACE}={namespace}"}).get(
             "Volumes") or ():
         api.remove_volume(v["Name"], force=True)
 
@@ -224,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--resync", type=float, default=30.0)
     p.add_argument("--log", type=Path, help="keep the controller's output in this file")
     args = p.parse_args(argv)
-    api = docker.APIClient(version=driver.API_VERSION, timeout=120)
+    api = docker.APIClient(version=client.API_VERSION, timeout=120)
     namespace = f"bench-{secrets.token_hex(3)}"
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,9 @@
 """The error hierarchy: the bottom layer, imported by every other module, importing none.
 
-Errors carry intent, as kopf's do: a `TemporaryError` is retried on the next pass, a
-`ManifestError` waits for the input to change, a `ClusterError` means the cluster file or a
+Errors carry intent, as kopf's do. Engine failures are mapped once, in `engine/client.py`,
+into what the caller should do: `Unreachable` (retry later), `Conflict` (something is in the
+way), `NotFound`, `Refused` (retrying won't help); no caller digs into `__cause__`. A
+`ManifestError` waits for the input to change; a `ClusterError` means the cluster file or a
 node cannot be used at all. The CLI maps them to exit codes; nothing else does.
 """
 
@@ -42,13 +44,30 @@ class ClusterError(PodyardError):
     """The cluster file is invalid or names a node that cannot be used."""
 
 
-class TemporaryError(PodyardError):
-    """A failure worth retrying later (an engine that does not answer, a busy name)."""
+class EngineError(PodyardError):
+    """A node's engine did not do what was asked; the subclass says what to do about it."""
+
+
+class Unreachable(EngineError):
+    """The engine did not answer, or failed on its side (5xx): retry later."""
 
     def __init__(self, message: str, delay: float = 1.0) -> None:
         super().__init__(message)
         self.delay = delay
 
 
-class EngineError(PodyardError):
-    """The Docker engine refused an action for a reason retrying will not fix."""
+class Conflict(EngineError):
+    """The engine holds something in the way (409: a name in use): look again, then retry."""
+
+
+class NotFound(EngineError):
+    """What the call named does not exist (404); for a deletion, that is success."""
+
+
+class Refused(EngineError):
+    """The engine refused the request for a reason retrying will not fix (a bad image, a
+    missing image under imagePullPolicy Never, an invalid setting)."""
+
+
+# Worth another pass without any change of input.
+RETRYABLE = (Unreachable, Conflict)

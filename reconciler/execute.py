@@ -4,7 +4,7 @@ Owns the order of a plan's groups (every deletion, then every creation, then eve
 restart: a deleted pod frees its node and its host ports before a new one arrives) and the
 accounting of what happened. One failed action is recorded and does not stop the others; the
 next pass plans again. It makes no decision of its own and never talks to Docker except
-through `driver.Driver`; it does not retry (the loop does).
+through `engine.driver.Driver`; it does not retry (`control/` does).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import assert_never
 
-from reconciler import driver, errors, plan
+from reconciler import errors, plan
+from reconciler.engine import driver
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,18 @@ class _Run:
 
 
 def perform(action: plan.Action, d: driver.Driver) -> None:
-    """One action on one driver."""
-    if isinstance(action, plan.DeletePod):
-        d.delete_pod(action)
-    elif isinstance(action, plan.CreatePod):
-        d.create_pod(action.pod)
-    else:
-        d.restart_container(action)
+    """One action on one driver: a handler per action type, and no default branch.
+
+    A new action type makes mypy fail on `assert_never` until it has a handler here, and an
+    object that is no action raises AssertionError: nothing ever runs as some other action.
+    """
+    match action:
+        case plan.DeletePod():
+            d.delete_pod(action)
+        case plan.CreatePod():
+            d.create_pod(action.pod)
+        case plan.RestartContainer():
+            d.restart_container(action)
+        case _:
+            assert_never(action)
+

@@ -2,37 +2,19 @@
 
 Pure: it receives the engine's list output (one call per node, plus an inspect of the few
 containers that have exited, merged in by the driver) and returns typed pods. It never calls
-Docker. The labels defined here are the whole of podyard's persistent state: a controller that
-crashes, restarts or moves to another host rebuilds everything it knows from them.
+Docker. What the labels mean is `labels.py`'s to say; this module groups containers into
+pods and reads the engine's own fields (state, exit code, times, IP).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
-PREFIX = "io.podyard."
-MANAGED = PREFIX + "managed"  # "true" on every container podyard creates; the ownership mark
-NAMESPACE = PREFIX + "pod.namespace"
-POD = PREFIX + "pod.name"
-UID = PREFIX + "pod.uid"
-CONTAINER = PREFIX + "container.name"  # "POD" for the pause container, as the kubelet names it
-OWNER = PREFIX + "owner"  # "ReplicationController/web", or "" for a bare pod
-TEMPLATE_HASH = PREFIX + "template-hash"
-REVISION = PREFIX + "revision"
-POD_LABELS = PREFIX + "pod.labels"  # the pod's own labels as JSON, for selectors
-RESTARTS = PREFIX + "restarts"  # total restarts of this container slot
-STREAK = PREFIX + "crash-streak"  # restarts since it last ran long enough to reset the backoff
-NODE = PREFIX + "node"
-SCOPE = PREFIX + "scope"  # which reconciler owns the pod: one never prunes another's pods
-DEFAULT_SCOPE = "default"
-SPEC = PREFIX + "container.spec-hash"  # per-container hash, to tell app containers apart
-
-PAUSE = "POD"
+from reconciler import labels
 
 
 class ContainerJSON(TypedDict):
@@ -156,18 +138,18 @@ def parse_time(text: str | None) -> float:
 
 def container_from_json(raw: ContainerJSON) -> ObservedContainer:
     """One engine container as podyard sees it."""
-    labels = raw.get("Labels") or {}
+    stamp = labels.decode_container(raw.get("Labels") or {})
     networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
     ip = next((n.get("IPAddress", "") for n in networks.values() if n.get("IPAddress")), "")
     return ObservedContainer(
         id=raw["Id"],
-        name=labels.get(CONTAINER, ""),
+        name=stamp.container,
         docker_name=(raw.get("Names") or ["/"])[0].lstrip("/"),
         image=raw.get("Image", ""),
         state=raw.get("State", ""),
         created=float(raw.get("Created", 0)),
-        restarts=_int(labels.get(RESTARTS)),
-        streak=_int(labels.get(STREAK)),
+        restarts=stamp.restarts,
+        streak=stamp.streak,
         exit_code=raw.get("ExitCode"),
         started_at=parse_time(raw.get("StartedAt")),
         finished_at=parse_time(raw.get("FinishedAt")),
@@ -180,9 +162,9 @@ def group_pods(node: str, raws: Iterable[ContainerJSON]) -> tuple[ObservedPod, .
     """Group one node's podyard containers into pods by pod uid; others are ignored."""
     by_uid: dict[str, list[ContainerJSON]] = {}
     for raw in raws:
-        labels = raw.get("Labels") or {}
-        if labels.get(MANAGED) == "true" and labels.get(UID):
-            by_uid.setdefault(labels[UID], []).append(raw)
+        found = raw.get("Labels") or {}
+        if labels.managed(found) and found.get(labels.UID):
+            by_uid.setdefault(found[labels.UID], []).append(raw)
     pods = [_pod_from_group(node, uid, group) for uid, group in by_uid.items()]
     return tuple(sorted(pods, key=lambda p: (p.namespace, p.name, p.created, p.uid)))
 
@@ -190,39 +172,27 @@ def group_pods(node: str, raws: Iterable[ContainerJSON]) -> tuple[ObservedPod, .
 def _pod_from_group(node: str, uid: str, group: list[ContainerJSON]) -> ObservedPod:
     containers = [container_from_json(raw) for raw in group]
     # The pause container carries the pod's identity; fall back to any member if it is gone.
-    pause = next((c for c in containers if c.name == PAUSE), None)
-    first = next((r for r in group if (r.get("Labels") or {}).get(CONTAINER) == PAUSE), group[0])
-    labels: Mapping[str, str] = first.get("Labels") or {}
+    pause = next((c for c in containers if c.name == labels.PAUSE), None)
+    first = next(
+        (r for r in group if (r.get("Labels") or {}).get(labels.CONTAINER) == labels.PAUSE),
+        group[0],
+    )
+    stamp = labels.decode_pod(first.get("Labels") or {}, node)
     return ObservedPod(
         node=node,
-        namespace=labels.get(NAMESPACE, ""),
-        name=labels.get(POD, ""),
+        namespace=stamp.namespace,
+        name=stamp.name,
         uid=uid,
-        owner=labels.get(OWNER, ""),
-        template_hash=labels.get(TEMPLATE_HASH, ""),
-        revision=labels.get(REVISION, ""),
-        labels=_pod_labels(labels.get(POD_LABELS)),
+        owner=stamp.owner,
+        template_hash=stamp.template_hash,
+        revision=stamp.revision,
+        labels=stamp.labels,
         pause=pause,
-        containers=tuple(sorted((c for c in containers if c.name != PAUSE), key=_newest_last)),
+        containers=tuple(
+            sorted((c for c in containers if c.name != labels.PAUSE), key=_newest_last)
+        ),
     )
 
 
 def _newest_last(c: ObservedContainer) -> tuple[str, float]:
     return (c.name, c.created)
-
-
-def _pod_labels(text: str | None) -> tuple[tuple[str, str], ...]:
-    try:
-        data = json.loads(text or "{}")
-    except ValueError:
-        return ()
-    if not isinstance(data, dict):
-        return ()
-    return tuple(sorted((str(k), str(v)) for k, v in data.items()))
-
-
-def _int(text: str | None) -> int:
-    try:
-        return int(text or 0)
-    except ValueError:
-        return 0

@@ -19,7 +19,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from reconciler import driver, execute, model, observe, plan, schedule
+from reconciler import execute, labels, model, observe, plan
+from reconciler.engine import client, driver
+from reconciler.plan import schedule
 
 from .workloads import BUSYBOX
 
@@ -30,7 +32,7 @@ TEST_LABEL = "io.podyard.test"  # on the unmanaged containers and images a test 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[docker.APIClient]:
     """The local engine, with the test image built; the tier is skipped when none answers."""
-    api = docker.APIClient(version=driver.API_VERSION, timeout=120)
+    api = docker.APIClient(version=client.API_VERSION, timeout=120)
     try:
         api.ping()
     except Exception as e:  # pragma: no cover - depends on the machine
@@ -81,7 +83,7 @@ class Space:
     def containers(self) -> list[dict[str, object]]:
         """Every container of the namespace, podyard's or not, running or not."""
         return list(self.api.containers(
-            all=True, filters={"label": f"{observe.NAMESPACE}={self.namespace}"}
+            all=True, filters={"label": f"{labels.NAMESPACE}={self.namespace}"}
         ))
 
     def wait_for(self, predicate: object, timeout: float = 20.0) -> None:
@@ -103,7 +105,7 @@ def space(engine: docker.APIClient) -> Iterator[Space]:
 
 def cleanup(api: docker.APIClient, namespace: str) -> None:
     """Remove what the test made, found by its namespace label and nothing else."""
-    for label in (f"{observe.NAMESPACE}={namespace}", f"{TEST_LABEL}={namespace}"):
+    for label in (f"{labels.NAMESPACE}={namespace}", f"{TEST_LABEL}={namespace}"):
         for c in api.containers(all=True, filters={"label": label}):
             api.remove_container(c["Id"], force=True)
         for v in api.volumes(filters={"label": label}).get("Volumes") or ():
@@ -193,8 +195,8 @@ class Yard:
         """Running pause containers of the namespace: one per running pod."""
         return [
             c for c in self.api.containers(
-                filters={"label": [f"{observe.NAMESPACE}={self.namespace}",
-                                   f"{observe.CONTAINER}={observe.PAUSE}"]}
+                filters={"label": [f"{labels.NAMESPACE}={self.namespace}",
+                                   f"{labels.CONTAINER}={labels.PAUSE}"]}
             )
         ]
 
@@ -202,8 +204,8 @@ class Yard:
         return [
             c for c in self.api.containers(
                 all=True,
-                filters={"label": [f"{observe.NAMESPACE}={self.namespace}",
-                                   f"{observe.CONTAINER}=app"]},
+                filters={"label": [f"{labels.NAMESPACE}={self.namespace}",
+                                   f"{labels.CONTAINER}=app"]},
             ) if c["State"] == state
         ]
 

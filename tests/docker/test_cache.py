@@ -9,7 +9,8 @@ from typing import Any
 import docker
 import pytest
 
-from reconciler import driver, model, observe
+from reconciler import labels, model
+from reconciler.engine import driver
 
 from .conftest import TEST_LABEL, Space
 from .workloads import BUSYBOX, SLEEPER, bare, rc, template
@@ -118,9 +119,9 @@ def test_a_foreign_scope_container_is_ignored(
     scoped.converge(bare(scoped.namespace, template()))
     foreign = engine.create_container(
         BUSYBOX, entrypoint=list(SLEEPER),
-        labels={observe.MANAGED: "true", observe.SCOPE: f"other-{scoped.namespace}",
-                observe.NAMESPACE: scoped.namespace, observe.POD: "foreign",
-                observe.UID: "foreign-uid", observe.CONTAINER: observe.PAUSE,
+        labels={labels.MANAGED: "true", labels.SCOPE: f"other-{scoped.namespace}",
+                labels.NAMESPACE: scoped.namespace, labels.POD: "foreign",
+                labels.UID: "foreign-uid", labels.CONTAINER: labels.PAUSE,
                 TEST_LABEL: scoped.namespace},
     )["Id"]
     engine.start(foreign)

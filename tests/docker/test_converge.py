@@ -8,7 +8,7 @@ import time
 import docker
 import pytest
 
-from reconciler import model, observe
+from reconciler import labels, model, observe
 
 from .conftest import TEST_LABEL, Space
 from .workloads import BUSYBOX, bare, container, rc, template
@@ -137,10 +137,10 @@ def test_crash_loop_backs_off(space: Space) -> None:
 
 def test_never_touches_a_container_podyard_did_not_make(space: Space) -> None:
     # Same naming scheme and pod labels, but without the ownership mark.
-    labels = {observe.NAMESPACE: space.namespace, observe.POD: "pod",
-              observe.UID: "f" * 32, observe.CONTAINER: "app", TEST_LABEL: space.namespace}
+    stamp = {labels.NAMESPACE: space.namespace, labels.POD: "pod",
+             labels.UID: "f" * 32, labels.CONTAINER: "app", TEST_LABEL: space.namespace}
     foreign = space.api.create_container(
-        BUSYBOX, command=["sleep", "3600"], labels=labels,
+        BUSYBOX, command=["sleep", "3600"], labels=stamp,
         name=f"k8s_app_pod_{space.namespace}_{'f' * 32}_0",
     )["Id"]
     space.api.start(foreign)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reconciler import observe
+from reconciler import labels
 
 from .conftest import Space
 from .workloads import bare, template
@@ -37,7 +37,7 @@ def test_watch_reports_a_death_and_ends_when_stopped(space: Space) -> None:
     watcher.join(timeout=5)
     assert not watcher.is_alive()
     attributes = next(e for e in seen if e.get("Action") == "die")["Actor"]["Attributes"]
-    assert attributes[observe.UID] == pod.uid
+    assert attributes[labels.UID] == pod.uid
 
 
 def test_pod_events_tell_a_pods_history(space: Space) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import model, observe
+from reconciler import labels, model
 
 from .conftest import Space
 from .workloads import container, rc, template
@@ -68,7 +68,7 @@ def test_sigkill_mid_create_then_a_new_pass_repairs_everything(space: Space) -> 
     # No orphans: every container and volume of the namespace belongs to a complete pod.
     containers = space.containers()
     assert len(containers) == 2 * REPLICAS
-    assert {c["Labels"][observe.UID] for c in containers} == uids  # type: ignore[index]
+    assert {c["Labels"][labels.UID] for c in containers} == uids  # type: ignore[index]
     volumes = space.api.volumes(
-        filters={"label": f"{observe.NAMESPACE}={space.namespace}"})["Volumes"] or []
-    assert sorted(v["Labels"][observe.UID] for v in volumes) == sorted(uids)
+        filters={"label": f"{labels.NAMESPACE}={space.namespace}"})["Volumes"] or []
+    assert sorted(v["Labels"][labels.UID] for v in volumes) == sorted(uids)

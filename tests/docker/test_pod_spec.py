@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from reconciler import driver, errors, model, observe, plan
+from reconciler import errors, labels, model, observe, plan
+from reconciler.engine import driver, podspec
 
 from .conftest import TEST_LABEL, Space
 from .workloads import BUSYBOX, bare, container, template
@@ -42,10 +43,10 @@ def test_containers_of_a_pod_share_localhost_and_an_empty_dir(space: Space) -> N
     [pod] = space.pods()
     space.wait_for(lambda: logs(space, pod, "reader").count("hello") == 2)
 
-    volumes = space.api.volumes(filters={"label": f"{observe.UID}={pod.uid}"})["Volumes"]
-    assert [v["Name"] for v in volumes] == [driver.volume_name(pod.uid, "shared")]
+    volumes = space.api.volumes(filters={"label": f"{labels.UID}={pod.uid}"})["Volumes"]
+    assert [v["Name"] for v in volumes] == [podspec.volume_name(pod.uid, "shared")]
     space.converge(model.DesiredState())
-    assert space.api.volumes(filters={"label": f"{observe.UID}={pod.uid}"})["Volumes"] in ([], None)
+    assert space.api.volumes(filters={"label": f"{labels.UID}={pod.uid}"})["Volumes"] in ([], None)
 
 
 def test_host_port_is_published_on_the_sandbox(space: Space) -> None:

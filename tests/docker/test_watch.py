@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from reconciler import observe
+from reconciler import labels
 
 from .conftest import SLEEPER, Yard, rc_manifest
 
@@ -57,8 +57,8 @@ def test_committed_reconciles_head_not_the_working_tree(yard: Yard) -> None:
     assert yard.reconcile("--committed").returncode == 0
     assert len(yard.running_pods()) == 1
     labels = yard.app_containers()[0]["Labels"]
-    assert isinstance(labels, dict) and labels[observe.REVISION]
-    assert not labels[observe.REVISION].endswith("-dirty")
+    assert isinstance(labels, dict) and labels[labels.REVISION]
+    assert not labels[labels.REVISION].endswith("-dirty")
 
 
 def test_not_converging_within_the_timeout_exits_2(yard: Yard) -> None:
@@ -91,7 +91,7 @@ def test_watch_follows_edits_keeps_last_valid_state_and_stops_on_sigterm(yard: Y
         (victim,) = yard.app_containers()
         yard.api.kill(victim["Id"])
         yard.wait_for(
-            lambda: any(c["Labels"].get(observe.RESTARTS) == "1" for c in yard.app_containers()),
+            lambda: any(c["Labels"].get(labels.RESTARTS) == "1" for c in yard.app_containers()),
             "the killed container to be restarted",
         )
         assert stop(process) == 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler import observe
-from reconciler.cache import ContainerCache
+from reconciler import labels, observe
+from reconciler.engine.cache import ContainerCache
 
 pytestmark = pytest.mark.unit
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 def raw(cid: str, state: str = "running") -> observe.ContainerJSON:
     return observe.ContainerJSON(
         Id=cid, Names=[f"/{cid}"], Image="app:1", State=state, Status="", Created=1,
-        Labels={observe.MANAGED: "true", observe.UID: f"uid-{cid}"},
+        Labels={labels.MANAGED: "true", labels.UID: f"uid-{cid}"},
     )
 
 

@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from reconciler import cli, errors, observe, status
+from reconciler import errors, observe
+from reconciler.cli import console, podyard, reconcile
 
 pytestmark = pytest.mark.unit
 
@@ -16,11 +17,11 @@ pytestmark = pytest.mark.unit
     [(0, "0s"), (59, "59s"), (60, "1m"), (7199, "119m"), (7200, "2h"), (172800, "2d")],
 )
 def test_age_reads_like_kubectl(seconds: float, text: str) -> None:
-    assert status.age(seconds) == text
+    assert podyard.age(seconds) == text
 
 
 def test_table_pads_columns_like_kubectl() -> None:
-    out = status.table([["NAME", "READY"], ["web-abcde", "1/1"], ["db", "0/2"]])
+    out = podyard.table([["NAME", "READY"], ["web-abcde", "1/1"], ["db", "0/2"]])
     assert out.splitlines() == ["NAME        READY", "web-abcde   1/1", "db          0/2"]
 
 
@@ -64,7 +65,7 @@ def pod(*apps: observe.ObservedContainer, pause: str = "running") -> observe.Obs
     ],
 )
 def test_pod_status_uses_kubectl_words(the_pod: observe.ObservedPod, expected: str) -> None:
-    assert status.pod_status(the_pod) == expected
+    assert podyard.pod_status(the_pod) == expected
 
 
 @pytest.mark.parametrize(
@@ -76,7 +77,7 @@ def test_pod_status_uses_kubectl_words(the_pod: observe.ObservedPod, expected: s
             "a.yaml:3: spec.replicas: must be >= 0",
         ),
         (errors.ClusterError("node1: TLS handshake failed"), 3, "node1: TLS handshake failed"),
-        (errors.TemporaryError("engine not answering"), 3, "engine not answering"),
+        (errors.Unreachable("engine not answering"), 3, "engine not answering"),
         (RuntimeError("boom"), 4, "internal error: RuntimeError: boom"),
     ],
 )
@@ -84,19 +85,19 @@ def test_every_failure_is_one_clear_line_and_an_exit_code(
     error: Exception, code: int, message: str
 ) -> None:
     err = io.StringIO()
-    console = cli.Console(out=io.StringIO(), err=err)
+    out = console.Console(out=io.StringIO(), err=err)
 
     def fail() -> int:
         raise error
 
-    assert cli.guard(fail, console) == code
+    assert console.guard(fail, out) == code
     assert message in err.getvalue()
     assert "Traceback" not in err.getvalue()
 
 
 def test_help_explains_modes_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        cli.reconcile_parser().parse_args(["--help"])
+        reconcile.reconcile_parser().parse_args(["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     for word in ("--validate", "--dry-run", "--watch", "--committed", "exit codes"):
@@ -109,20 +110,20 @@ class _Node:
 
     def list_pods(self) -> tuple[observe.ObservedPod, ...]:
         if not self.up:
-            raise errors.TemporaryError(f"list containers on {self.node}: engine unreachable")
+            raise errors.Unreachable(f"list containers on {self.node}: engine unreachable")
         return (pod(container("running")),)
 
 
 def test_get_lists_the_nodes_that_answer_and_names_those_that_do_not() -> None:
     err = io.StringIO()
-    console = cli.Console(out=io.StringIO(), err=err)
+    out = console.Console(out=io.StringIO(), err=err)
     drivers = {"n1": _Node("n1", True), "n2": _Node("n2", False)}
-    pods = status._list_reachable(drivers, console)  # type: ignore[arg-type]
+    pods = podyard._list_reachable(drivers, out)  # type: ignore[arg-type]
     assert len(pods) == 1
     assert "node n2 is not answering" in err.getvalue()
 
 
 def test_get_fails_when_no_node_answers() -> None:
-    console = cli.Console(out=io.StringIO(), err=io.StringIO())
-    with pytest.raises(errors.TemporaryError):
-        status._list_reachable({"n1": _Node("n1", False)}, console)  # type: ignore[arg-type]
+    out = console.Console(out=io.StringIO(), err=io.StringIO())
+    with pytest.raises(errors.Unreachable):
+        podyard._list_reachable({"n1": _Node("n1", False)}, out)  # type: ignore[arg-type]

@@ -19,7 +19,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from kubernetes_validate import utils
 
-from reconciler import errors, manifests, validation
+from reconciler import errors, manifests
+from reconciler.manifests import files, schema
 
 from .test_manifests_property import mutated
 
@@ -40,8 +41,8 @@ def objects(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def accepted_files() -> list[Path]:
-    files = [*(CORPUS / "valid").iterdir(), *EXAMPLES.iterdir()]
-    return sorted(p for p in files if p.suffix in manifests.EXTENSIONS)
+    found = [*(CORPUS / "valid").iterdir(), *EXAMPLES.iterdir()]
+    return sorted(p for p in found if p.suffix in files.EXTENSIONS)
 
 
 @pytest.mark.parametrize("path", accepted_files(), ids=lambda p: p.name)
@@ -79,8 +80,8 @@ def kubernetes_definitions() -> dict[str, Any]:
 
 def schema_objects() -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, object schema) for each object schema naming the Kubernetes type it mirrors."""
-    for kind in (*validation.KINDS, "common"):
-        document = validation.schema(kind) if kind != "common" else json.loads(
+    for kind in (*schema.KINDS, "common"):
+        document = schema.schema(kind) if kind != "common" else json.loads(
             importlib.resources.files("reconciler.schemas").joinpath("common.json").read_text())
         for name, sub in [(kind, document), *document.get("$defs", {}).items()]:
             if str(sub.get("x-kubernetes-type", "")).startswith("io.k8s."):
@@ -113,7 +114,7 @@ def test_schema_is_a_subset_of_the_kubernetes_type(where: str, sub: dict[str, An
 
 
 def test_every_schema_validates_as_draft_2020_12() -> None:
-    for kind in (*validation.KINDS, validation.LIST):
-        schema = validation.schema(kind)
-        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-        validation.validator(kind).check_schema(schema)
+    for kind in (*schema.KINDS, schema.LIST):
+        document = schema.schema(kind)
+        assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        schema.validator(kind).check_schema(document)

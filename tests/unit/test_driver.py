@@ -1,4 +1,4 @@
-"""The driver's pure decisions: which pause images are pulled, whom a remote node trusts."""
+"""The engine layer's pure decisions: which pause images are pulled, whom a remote node trusts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import driver
+from reconciler.engine import client, images
 
 pytestmark = pytest.mark.unit
 
@@ -22,18 +22,18 @@ pytestmark = pytest.mark.unit
     ],
 )
 def test_a_pause_image_naming_a_registry_is_pulled_not_built(image: str, remote: bool) -> None:
-    assert driver._names_registry(image) is remote
+    assert images.names_registry(image) is remote
 
 
 def test_a_remote_node_trusts_only_the_cluster_ca(tmp_path: Path) -> None:
     for name in ("ca.pem", "cert.pem", "key.pem"):
         (tmp_path / name).write_text("placeholder")
-    d = driver.DockerDriver.remote(
+    api = client.remote_api(
         "node1", "tcp://192.0.2.11:2376", ca=str(tmp_path / "ca.pem"),
         cert=str(tmp_path / "cert.pem"), key=str(tmp_path / "key.pem"),
     )
     try:
-        assert d.api.verify == str(tmp_path / "ca.pem")
-        assert d.api.trust_env is False  # REQUESTS_CA_BUNDLE must not replace the cluster CA
+        assert api.verify == str(tmp_path / "ca.pem")
+        assert api.trust_env is False  # REQUESTS_CA_BUNDLE must not replace the cluster CA
     finally:
-        d.close()
+        api.close()

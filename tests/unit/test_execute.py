@@ -56,7 +56,7 @@ class FakeDriver:
             self.running -= 1
             self.calls.append(f"{verb} {name}")
         if name in self.failing:
-            raise errors.TemporaryError(f"{verb} {name} failed")
+            raise errors.Unreachable(f"{verb} {name} failed")
 
     def create_pod(self, pod: plan.PodIdentity) -> None:
         self._do("create", pod.name)
@@ -86,7 +86,7 @@ def test_a_failed_action_is_reported_and_the_others_still_run() -> None:
     outcome = run(plan.Plan((create("a"), create("b"), create("c"))), d)
     assert sorted(d.calls) == ["create a", "create b", "create c"]
     assert [r.action.pod.name for r in outcome.failed] == ["b"]  # type: ignore[union-attr]
-    assert isinstance(outcome.failed[0].error, errors.TemporaryError)
+    assert isinstance(outcome.failed[0].error, errors.Unreachable)
     assert len(outcome.succeeded) == 2 and not outcome.complete
 
 

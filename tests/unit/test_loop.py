@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from reconciler import errors, execute, loop, model, nodes, observe, plan
+from reconciler import errors, execute, model, observe, plan
+from reconciler.cluster import config
+from reconciler.control import passes
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +28,7 @@ class Engine:
 
     def list_pods(self) -> tuple[observe.ObservedPod, ...]:
         if self.down:
-            raise errors.TemporaryError(f"{self.node}: connection refused")
+            raise errors.Unreachable(f"{self.node}: connection refused")
         return self.pods
 
     def invalidate_cache(self) -> None:
@@ -88,23 +90,23 @@ WEB = model.ReplicationController(
     selector=(("app", "web"),),
     template=TEMPLATE,
 )
-CLUSTER = nodes.Cluster(
-    nodes=(nodes.NodeConfig("n1", "unix:///a"), nodes.NodeConfig("n2", "unix:///b"))
+CLUSTER = config.Cluster(
+    nodes=(config.NodeConfig("n1", "unix:///a"), config.NodeConfig("n2", "unix:///b"))
 )
 
 
 @pytest.fixture
-def setup() -> Iterator[tuple[loop.Controller, dict[str, Engine], list[float], Notes]]:
+def setup() -> Iterator[tuple[passes.Controller, dict[str, Engine], list[float], Notes]]:
     engines = {
         "n1": Engine("n1", (running_pod("n1", "web-a", TEMPLATE),)),
         "n2": Engine("n2", (running_pod("n2", "web-b", TEMPLATE),)),
     }
     now = [1000.0]
     notes = Notes()
-    controller = loop.Controller(
+    controller = passes.Controller(
         CLUSTER,
         engines,
-        loop.Options(node_grace=20),
+        passes.Options(node_grace=20),
         notes,
         clock=lambda: now[0],  # type: ignore[arg-type]
     )
@@ -115,17 +117,17 @@ def setup() -> Iterator[tuple[loop.Controller, dict[str, Engine], list[float], N
 def test_a_silent_node_fails_the_pass_during_its_grace_period(setup: Any) -> None:
     controller, engines, now, _ = setup
     engines["n2"].down = True
-    with pytest.raises(errors.TemporaryError, match="node n2"):
+    with pytest.raises(errors.Unreachable, match="node n2"):
         controller.observe_pods()
     now[0] += 19
-    with pytest.raises(errors.TemporaryError):
+    with pytest.raises(errors.Unreachable):
         controller.observe_pods()
 
 
 def test_after_the_grace_period_a_lost_nodes_pods_are_replaced_elsewhere(setup: Any) -> None:
     controller, engines, now, notes = setup
     engines["n2"].down = True
-    with pytest.raises(errors.TemporaryError):
+    with pytest.raises(errors.Unreachable):
         controller.observe_pods()
     now[0] += 20
     observed = controller.observe_pods()
@@ -139,12 +141,21 @@ def test_a_node_that_answers_again_is_ready_again(setup: Any) -> None:
     controller, engines, now, notes = setup
     engines["n2"].down = True
     now[0] += 30
-    with pytest.raises(errors.TemporaryError):
+    with pytest.raises(errors.Unreachable):
         controller.observe_pods()
     engines["n2"].down = False
     assert len(controller.observe_pods()) == 2
     assert "node n2 is answering again" in notes.lines
     assert controller.plan(model.DesiredState(controllers=(WEB,)), controller.observe_pods()).empty
+
+
+def test_the_scheduler_sees_a_silent_node_as_not_ready(setup: Any) -> None:
+    controller, engines, _, _ = setup
+    engines["n2"].down = True
+    with pytest.raises(errors.Unreachable):
+        controller.observe_pods()
+    view = controller.scheduling_view()
+    assert [(n.name, n.ready) for n in view] == [("n1", True), ("n2", False)]
 
 
 def test_manifests_declaring_nothing_do_not_empty_a_scope_by_default(setup: Any) -> None:
@@ -157,10 +168,10 @@ def test_manifests_declaring_nothing_do_not_empty_a_scope_by_default(setup: Any)
 
 def test_allow_empty_lets_empty_manifests_delete_everything() -> None:
     engines = {"n1": Engine("n1", (running_pod("n1", "web-a", TEMPLATE),))}
-    controller = loop.Controller(
-        nodes.Cluster(nodes=(nodes.NodeConfig("n1", "unix:///a"),)),
+    controller = passes.Controller(
+        config.Cluster(nodes=(config.NodeConfig("n1", "unix:///a"),)),
         engines,  # type: ignore[arg-type]
-        loop.Options(allow_empty=True),
+        passes.Options(allow_empty=True),
         Notes(),
     )
     try:

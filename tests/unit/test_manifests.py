@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import documents, errors, manifests, model
+from reconciler import errors, manifests, model
+from reconciler.manifests import documents
 
 pytestmark = pytest.mark.unit
 

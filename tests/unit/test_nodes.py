@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import errors, nodes
+from reconciler import errors
+from reconciler.cluster import config, health
 
 pytestmark = pytest.mark.unit
 
@@ -35,10 +36,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_reads_the_cluster_file_the_controller_role_writes(tmp_path: Path) -> None:
-    cluster = nodes.load_cluster(write(tmp_path, CLUSTER))
+    cluster = config.load_cluster(write(tmp_path, CLUSTER))
     assert [n.name for n in cluster.nodes] == ["node1", "node2"]
     assert cluster.nodes[0].labels == (("zone", "a"),)
-    assert cluster.tls == nodes.TLS(
+    assert cluster.tls == config.TLS(
         "/etc/podyard/pki/ca.pem",
         "/etc/podyard/pki/controller.pem",
         "/etc/podyard/pki/controller-key.pem",
@@ -64,32 +65,24 @@ def test_rejects_a_bad_cluster_file_with_the_reason(
     tmp_path: Path, text: str, message: str
 ) -> None:
     with pytest.raises(errors.ClusterError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        nodes.load_cluster(write(tmp_path, text))
+        config.load_cluster(write(tmp_path, text))
 
 
 def test_missing_cluster_file_is_a_cluster_error(tmp_path: Path) -> None:
     with pytest.raises(errors.ClusterError, match="cannot read"):
-        nodes.load_cluster(tmp_path / "absent.yml")
+        config.load_cluster(tmp_path / "absent.yml")
 
 
 def test_without_a_cluster_file_the_local_engine_is_the_one_node() -> None:
-    (node,) = nodes.local_cluster().nodes
+    (node,) = config.local_cluster().nodes
     assert node.endpoint == "unix:///var/run/docker.sock" and node.name
 
 
 def test_a_silent_node_keeps_its_pods_until_the_grace_period_ends() -> None:
-    health = nodes.Health(grace=20)
-    health.failed("n1", now=100, error="connection refused")
-    assert not health.ready("n1") and not health.lost("n1", now=119)
-    health.failed("n1", now=110, error="connection refused")  # the clock starts at the first
-    assert health.lost("n1", now=120)
-    health.answered("n1")
-    assert health.ready("n1") and not health.lost("n1", now=500)
-
-
-def test_scheduler_sees_failing_nodes_as_not_ready(tmp_path: Path) -> None:
-    cluster = nodes.load_cluster(write(tmp_path, CLUSTER))
-    health = nodes.Health()
-    health.failed("node2", now=0, error="timeout")
-    view = health.scheduling_view(cluster)
-    assert [(n.name, n.ready) for n in view] == [("node1", True), ("node2", False)]
+    nodes = health.Health(grace=20)
+    nodes.failed("n1", now=100, error="connection refused")
+    assert not nodes.ready("n1") and not nodes.lost("n1", now=119)
+    nodes.failed("n1", now=110, error="connection refused")  # the clock starts at the first
+    assert nodes.lost("n1", now=120)
+    nodes.answered("n1")
+    assert nodes.ready("n1") and not nodes.lost("n1", now=500)

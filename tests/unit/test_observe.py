@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reconciler import observe
+from reconciler import labels, observe
 
 pytestmark = pytest.mark.unit
 
@@ -14,18 +14,18 @@ pytestmark = pytest.mark.unit
 def raw(
     container: str, uid: str = "u1", pod: str = "web-abcde", **kw: object
 ) -> observe.ContainerJSON:
-    labels = {
-        observe.MANAGED: "true",
-        observe.NAMESPACE: "default",
-        observe.POD: pod,
-        observe.UID: uid,
-        observe.CONTAINER: container,
-        observe.OWNER: "ReplicationController/web",
-        observe.TEMPLATE_HASH: "0123456789",
-        observe.REVISION: "abc123",
-        observe.POD_LABELS: json.dumps({"app": "web"}),
-        observe.RESTARTS: "2",
-        observe.STREAK: "1",
+    stamp = {
+        labels.MANAGED: "true",
+        labels.NAMESPACE: "default",
+        labels.POD: pod,
+        labels.UID: uid,
+        labels.CONTAINER: container,
+        labels.OWNER: "ReplicationController/web",
+        labels.TEMPLATE_HASH: "0123456789",
+        labels.REVISION: "abc123",
+        labels.POD_LABELS: json.dumps({"app": "web"}),
+        labels.RESTARTS: "2",
+        labels.STREAK: "1",
     }
     entry: dict[str, object] = {
         "Id": f"{container}-{uid}",
@@ -34,7 +34,7 @@ def raw(
         "State": "running",
         "Status": "Up 3 seconds",
         "Created": 1700000000,
-        "Labels": labels,
+        "Labels": stamp,
     }
     if container == "POD":
         entry["NetworkSettings"] = {"Networks": {"bridge": {"IPAddress": "172.17.0.5"}}}
@@ -65,7 +65,7 @@ def test_groups_containers_into_pods_by_uid() -> None:
 
 def test_containers_without_the_ownership_label_are_ignored() -> None:
     foreign = raw("app", uid="u9")
-    foreign["Labels"] = {k: v for k, v in foreign["Labels"].items() if k != observe.MANAGED}
+    foreign["Labels"] = {k: v for k, v in foreign["Labels"].items() if k != labels.MANAGED}
     assert observe.group_pods("n1", [foreign]) == ()
 
 
@@ -106,7 +106,7 @@ def test_parses_docker_timestamps(text: str, expected: float) -> None:
 
 def test_unreadable_labels_do_not_break_observation() -> None:
     broken = raw("POD")
-    broken["Labels"][observe.POD_LABELS] = "{not json"
-    broken["Labels"][observe.RESTARTS] = "many"
+    broken["Labels"][labels.POD_LABELS] = "{not json"
+    broken["Labels"][labels.RESTARTS] = "many"
     (pod,) = observe.group_pods("n1", [broken])
     assert pod.labels == () and pod.pause is not None and pod.pause.restarts == 0

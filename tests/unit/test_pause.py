@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import errors, pause
+from reconciler import errors
+from reconciler.engine import pause
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler import model, observe, plan, schedule
+from reconciler import model, observe, plan
+from reconciler.plan import schedule
 
 pytestmark = pytest.mark.unit
 
@@ -84,7 +85,7 @@ def context(**kw: object) -> plan.Context:
         "now": NOW,
         "nodes": NODES,
         "suffix": lambda: next(names),
-        "uid": lambda: next(uids),
+        "uid": lambda namespace, name: next(uids),
     }
     defaults.update(kw)
     return plan.Context(**defaults)  # type: ignore[arg-type]

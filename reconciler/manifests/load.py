@@ -1,41 +1,27 @@
-"""Files -> validated documents -> model; and the Git revision the files came from.
+"""Files -> validated documents -> model, with every problem found at once.
 
-The I/O here is reading manifest files (from the work tree, or from Git's HEAD tree with
-`committed=True`) and asking `git` for the revision, with a timeout. Parsing is
-`documents.py`, the schema `validation.py`, the API-server rules `checks.py`; this module
-adds the rules that need every document at once and builds the `model.DesiredState`.
+Finding and reading files is `files.py`, parsing `documents.py`, the schema `schema.py`,
+the API server's rules `rules.py`; this module adds the rules that need every document at once
+and builds the `model.DesiredState`. A `Loader` remembers each file's result by what
+identifies its content, so `--watch` re-reads only the files that changed.
 
 Decisions worth knowing:
 - Server-set metadata (uid, resourceVersion, ...) is refused; `creationTimestamp: null` and an
   empty `status: {}` (as `kubectl create --dry-run -o yaml` writes them) are accepted.
-- Hidden files and directories are skipped, as are files not ending in .yaml, .yml or .json.
 - An object in a namespace other than `default` or `kube-system` needs a Namespace manifest.
 """
 
 from __future__ import annotations
 
-import os
-import stat
-import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler import checks, documents, errors, model, validation
+from reconciler import errors, model
+from reconciler.manifests import documents, files, rules, schema
 
-EXTENSIONS = (".yaml", ".yml", ".json")
 BUILTIN_NAMESPACES = ("default", "kube-system")
-GIT_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class _File:
-    """A manifest file's name (relative to the root) and content, or why it has none."""
-
-    name: str
-    data: bytes = b""
-    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,7 +50,7 @@ class _Object:
     def problem(self, path: documents.Path, reason: str) -> errors.Problem:
         full = (*self.base, *path)
         line = self.document.line_of(full)
-        return errors.Problem(self.file, line, validation.format_path(full), reason)
+        return errors.Problem(self.file, line, schema.format_path(full), reason)
 
     @property
     def source(self) -> model.Source:
@@ -79,24 +65,76 @@ def load(
     Raises `errors.ManifestError` carrying every problem found. With `committed`, the files
     come from the HEAD commit of the Git repository holding `root`, not the work tree.
     """
-    root = Path(root)
-    if committed:
-        files, revision = _committed_files(root, limits), _head_revision(root)
-    else:
-        files, revision = _work_tree_files(root, limits), _revision_of(root)
-    problems: list[errors.Problem] = []
-    objects: list[_Object] = []
-    for file in files:
-        problems += _read_objects(file, limits, objects)
-    problems += _cross_checks(objects)
-    if problems:
-        raise errors.ManifestError(_unique(problems))
-    return _build(objects, revision)
+    return Loader(root, committed=committed, limits=limits).load()
 
 
 def revision(root: Path) -> model.Revision:
     """HEAD's commit and whether `root` differs from it; `Revision()` when not in Git."""
-    return _revision_of(Path(root))
+    return files.revision(Path(root))
+
+
+@dataclass(frozen=True)
+class _FileResult:
+    key: Hashable
+    objects: tuple[_Object, ...]
+    problems: tuple[errors.Problem, ...]
+
+
+class Loader:
+    """`load`, again and again: a file whose content key is unchanged is not read again.
+
+    When no file and not the revision changed, the last result (the state, or the error) is
+    returned as it was. A file added, removed or changed is always seen: the scan lists
+    every file each time, and a file changed within the last two seconds is never trusted by
+    its key alone.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        committed: bool = False,
+        limits: documents.Limits = documents.DEFAULT_LIMITS,
+    ) -> None:
+        self.root = Path(root)
+        self.committed = committed
+        self.limits = limits
+        self._files: dict[str, _FileResult] = {}
+        self._last: tuple[Hashable, model.DesiredState | errors.ManifestError] | None = None
+
+    def load(self) -> model.DesiredState:
+        """The desired state now; raises `errors.ManifestError` with every problem."""
+        entries = files.scan(self.root, self.limits, committed=self.committed)
+        revision = files.revision(self.root, committed=self.committed)
+        fingerprint = (revision, tuple((e.name, e.key, e.settled) for e in entries))
+        if self._last is not None and self._last[0] == fingerprint and all(
+            e.settled for e in entries
+        ):
+            return self._result(self._last[1])
+        results = {e.name: self._read(e) for e in entries}
+        self._files = {e.name: results[e.name] for e in entries if e.settled}
+        objects = [o for r in results.values() for o in r.objects]
+        problems = [p for r in results.values() for p in r.problems]
+        problems += _cross_checks(objects)
+        outcome = errors.ManifestError(_unique(problems)) if problems else _build(
+            objects, revision
+        )
+        self._last = (fingerprint, outcome)
+        return self._result(outcome)
+
+    def _read(self, entry: files.Entry) -> _FileResult:
+        known = self._files.get(entry.name)
+        if known is not None and entry.settled and known.key == entry.key:
+            return known
+        objects: list[_Object] = []
+        problems = _read_objects(files.read(entry, self.limits), self.limits, objects)
+        return _FileResult(entry.key, tuple(objects), tuple(problems))
+
+    @staticmethod
+    def _result(outcome: model.DesiredState | errors.ManifestError) -> model.DesiredState:
+        if isinstance(outcome, errors.ManifestError):
+            raise errors.ManifestError(outcome.problems)
+        return outcome
 
 
 def summary(state: model.DesiredState) -> list[str]:
@@ -126,139 +164,11 @@ def summary(state: model.DesiredState) -> list[str]:
     ]
 
 
-# Reading files.
-
-
-def _work_tree_files(root: Path, limits: documents.Limits) -> list[_File]:
-    if not root.exists():
-        raise errors.ManifestError([errors.Problem(str(root), 0, "", "no such file or directory")])
-    if not root.is_dir():
-        return [_read_file(root, root.name, limits)]
-    found: list[_File] = []
-
-    def unreadable(e: OSError) -> None:
-        name = Path(e.filename).relative_to(root).as_posix() if e.filename else str(root)
-        found.append(_File(name, problem=f"cannot read directory: {e.strerror or e}"))
-
-    for directory, subdirs, names in os.walk(root, onerror=unreadable):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        for name in sorted(names):
-            if not name.startswith(".") and name.endswith(EXTENSIONS):
-                path = Path(directory, name)
-                found.append(_read_file(path, path.relative_to(root).as_posix(), limits))
-    return found
-
-
-def _read_file(path: Path, name: str, limits: documents.Limits) -> _File:
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            return _File(name, problem="not a regular file")
-        if info.st_size > limits.max_bytes:
-            return _File(name, problem=_too_large(info.st_size, limits))
-        with path.open("rb") as f:
-            data = f.read(limits.max_bytes + 1)
-    except OSError as e:
-        return _File(name, problem=f"cannot read: {e.strerror or e}")
-    if len(data) > limits.max_bytes:
-        return _File(name, problem=_too_large(len(data), limits))
-    return _File(name, data)
-
-
-def _too_large(size: int, limits: documents.Limits) -> str:
-    return f"is {size} bytes; the limit for one manifest file is {limits.max_bytes}"
-
-
-def _git(args: list[str], cwd: Path, stdin: bytes | None = None) -> bytes | None:
-    """git's stdout, or None when git is missing, fails or does not answer in time."""
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, input=stdin, capture_output=True,
-            timeout=GIT_TIMEOUT, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
-def _git_dir(root: Path) -> Path:
-    return root if root.is_dir() else root.parent
-
-
-def _revision_of(root: Path) -> model.Revision:
-    """The revision of `root`: HEAD, dirty when `git status` lists anything under root."""
-    if not root.exists():
-        return model.Revision()
-    cwd = _git_dir(root)
-    head = _git(["rev-parse", "--verify", "-q", "HEAD"], cwd)
-    if not head:
-        return model.Revision()
-    status = _git(["status", "--porcelain", "--", root.resolve().as_posix()], cwd)
-    return model.Revision(head.decode().strip(), dirty=status is None or bool(status.strip()))
-
-
-def _head_revision(root: Path) -> model.Revision:
-    head = _git(["rev-parse", "--verify", "-q", "HEAD"], _git_dir(root))
-    return model.Revision(head.decode().strip() if head else "")
-
-
-def _committed_files(root: Path, limits: documents.Limits) -> list[_File]:
-    """The manifest files under `root` in Git's HEAD tree, read without touching the work tree."""
-
-    def fail(reason: str) -> errors.ManifestError:
-        return errors.ManifestError([errors.Problem(str(root), 0, "", reason)])
-
-    if not root.exists():
-        raise fail("no such file or directory")
-    top = _git(["rev-parse", "--show-toplevel"], _git_dir(root))
-    if top is None:
-        raise fail("not inside a Git work tree (needed to read the committed manifests)")
-    toplevel = Path(top.decode().strip()).resolve()
-    try:
-        prefix = root.resolve().relative_to(toplevel).as_posix()
-    except ValueError:
-        raise fail(f"not inside the Git work tree at {toplevel}") from None
-    listing = _git(["ls-tree", "-r", "-l", "-z", "HEAD", "--", prefix or "."], toplevel)
-    if listing is None:
-        raise fail("cannot list Git's HEAD tree (is there a commit yet?)")
-    wanted = list(_tree_entries(listing, prefix, root.is_dir()))
-    if not root.is_dir() and not wanted:
-        raise fail("not in Git's HEAD commit")
-    files = []
-    for name, oid, size in wanted:
-        if size > limits.max_bytes:
-            files.append(_File(name, problem=_too_large(size, limits)))
-            continue
-        data = _git(["cat-file", "blob", oid], toplevel)
-        files.append(_File(name, data) if data is not None else _File(name, problem="cannot read"))
-    return files
-
-
-def _tree_entries(listing: bytes, prefix: str, is_dir: bool) -> Iterator[tuple[str, str, int]]:
-    """(name relative to root, blob id, size) of each manifest blob in `ls-tree -r -l -z`."""
-    for entry in listing.split(b"\0"):
-        if not entry:
-            continue
-        meta, _, raw_path = entry.partition(b"\t")
-        mode, kind, oid, size = meta.decode().split()
-        path = raw_path.decode("utf-8", "replace")
-        if kind != "blob" or mode == "120000":
-            continue
-        if not is_dir:
-            yield Path(path).name, oid, int(size)
-            continue
-        name = path[len(prefix) + 1:] if prefix and prefix != "." else path
-        parts = name.split("/")
-        if any(p.startswith(".") for p in parts) or not name.endswith(EXTENSIONS):
-            continue
-        yield name, oid, int(size)
-
-
 # Documents -> objects -> problems.
 
 
 def _read_objects(
-    file: _File, limits: documents.Limits, objects: list[_Object]
+    file: files.File, limits: documents.Limits, objects: list[_Object]
 ) -> list[errors.Problem]:
     if file.problem:
         return [errors.Problem(file.name, 0, "", file.problem)]
@@ -283,12 +193,12 @@ def _document_objects(
         return []
     if not isinstance(data, Mapping):
         return [errors.Problem(name, document.line, "", "a manifest must be a mapping")]
-    if data.get("kind") != validation.LIST:
+    if data.get("kind") != schema.LIST:
         return _check_object(_Object("", data, document, (), name), objects)
-    top = _Object(validation.LIST, data, document, (), name)
-    found = validation.check_kind(data)
+    top = _Object(schema.LIST, data, document, (), name)
+    found = schema.check_kind(data)
     problems = [top.problem(*found)] if found else []
-    problems += [top.problem(*f) for f in validation.check_schema(validation.LIST, data)]
+    problems += [top.problem(*f) for f in schema.check_schema(schema.LIST, data)]
     items = data.get("items")
     for i, item in enumerate(items if isinstance(items, list) else []):
         if isinstance(item, Mapping):
@@ -300,12 +210,12 @@ def _document_objects(
 def _check_object(
     obj: _Object, objects: list[_Object], *, in_list: bool = False
 ) -> list[errors.Problem]:
-    found = validation.check_kind(obj.body, in_list=in_list)
+    found = schema.check_kind(obj.body, in_list=in_list)
     if found:
         return [obj.problem(*found)]
     kind = obj.body["kind"]
     obj = _Object(kind, obj.body, obj.document, obj.base, obj.file)
-    findings = validation.check_schema(kind, obj.body) + checks.check(kind, obj.body)
+    findings = schema.check_schema(kind, obj.body) + rules.check(kind, obj.body)
     if obj.name is not None:
         objects.append(obj)
     return [obj.problem(path, reason) for path, reason in findings]

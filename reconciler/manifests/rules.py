@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from reconciler import model
-from reconciler.documents import Path
+from reconciler.manifests.documents import Path
 
 Finding = tuple[Path, str]
 

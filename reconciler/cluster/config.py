@@ -1,26 +1,20 @@
-"""Nodes: the cluster file, and each node's health as seen by the controller.
+"""The cluster file: the nodes, their engines' endpoints, and the TLS files to reach them.
 
 The cluster file (`/etc/podyard/cluster.yml`, written by the Ansible `controller` role) lists
 the nodes and the TLS files for their engines. Without one, the local engine is the only node.
-
-Health is pure bookkeeping with an injected clock: a node whose engine stops answering is
-still `Ready` during a grace period (a slow engine must not make its pods look lost); after it,
-the node is `NotReady`, its pods count as gone, and the plan replaces them elsewhere, as the
-Kubernetes node lifecycle controller does.
+Reads that one file; talks to no engine.
 """
 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reconciler import errors, model, schedule
-
-DEFAULT_GRACE = 20.0  # seconds an unanswering node keeps its pods before they move
+from reconciler import errors, model
 
 
 @dataclass(frozen=True)
@@ -88,35 +82,3 @@ def _node(path: Path, index: int, raw: Any) -> NodeConfig:
         pod_subnet=str(raw.get("podSubnet", "")),
         labels=model.pairs(raw.get("labels")),
     )
-
-
-@dataclass
-class Health:
-    """When each node last answered, and since when it has not."""
-
-    grace: float = DEFAULT_GRACE
-    failing_since: dict[str, float] = field(default_factory=dict)
-    last_error: dict[str, str] = field(default_factory=dict)
-
-    def answered(self, node: str) -> None:
-        """The node's engine answered."""
-        self.failing_since.pop(node, None)
-        self.last_error.pop(node, None)
-
-    def failed(self, node: str, now: float, error: str) -> None:
-        """The node's engine did not answer at `now`."""
-        self.failing_since.setdefault(node, now)
-        self.last_error[node] = error
-
-    def ready(self, node: str) -> bool:
-        """Answering, as of the last check."""
-        return node not in self.failing_since
-
-    def lost(self, node: str, now: float) -> bool:
-        """Not answering for longer than the grace period: its pods are to be replaced."""
-        since = self.failing_since.get(node)
-        return since is not None and now - since >= self.grace
-
-    def scheduling_view(self, cluster: Cluster) -> tuple[schedule.Node, ...]:
-        """The nodes as the scheduler sees them: labels, and whether new pods may go there."""
-        return tuple(schedule.Node(n.name, n.labels, self.ready(n.name)) for n in cluster.nodes)

@@ -1,7 +1,8 @@
 """`podyard`: the cluster as kubectl shows it (get, describe, logs). Changes nothing.
 
 It reads the same engines the reconciler drives, through the driver, and formats what the
-labels say as kubectl's tables and Kubernetes-shaped JSON/YAML. Exit codes come from `cli`.
+labels say as kubectl's tables and Kubernetes-shaped JSON/YAML. Exit codes come from
+`console.py`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from reconciler import driver, errors, manifests, model, nodes, observe, plan
-from reconciler.cli import EXIT_INVALID, EXIT_OK, Console, guard
+from reconciler import errors, manifests, model, observe, plan
+from reconciler.cli.console import EXIT_INVALID, EXIT_OK, Console, guard
+from reconciler.cluster import config
+from reconciler.engine import driver
 
 
 def podyard_parser() -> argparse.ArgumentParser:
@@ -59,7 +62,7 @@ def podyard_main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def _podyard(args: argparse.Namespace, console: Console) -> int:
-    cluster = nodes.load_cluster(args.cluster) if args.cluster else nodes.local_cluster()
+    cluster = config.load_cluster(args.cluster) if args.cluster else config.local_cluster()
     drivers = driver.connect(cluster, parallelism=4, scope=args.scope)
     try:
         pods = _list_reachable(drivers, console)
@@ -89,11 +92,11 @@ def _list_reachable(
     """Pods of every node that answers; a node that does not is named, not fatal (as kubectl
     still lists pods while a node is NotReady). Only when no node answers is it an error."""
     pods: list[observe.ObservedPod] = []
-    failures: list[errors.TemporaryError] = []
+    failures: list[errors.EngineError] = []
     for name, d in drivers.items():
         try:
             pods.extend(d.list_pods())
-        except errors.TemporaryError as e:
+        except errors.RETRYABLE as e:
             failures.append(e)
             console.warn(f"node {name} is not answering: {e}")
     if failures and len(failures) == len(drivers):

@@ -1,9 +1,6 @@
-"""Command line of `reconcile`, and what every command shares: output, exit codes, errors.
+"""The `reconcile` command: validate, dry-run, converge once, or watch.
 
-The only module that knows exit codes (`status.py`, behind `podyard`, uses these).
-Whatever goes wrong, the user sees a one-line reason and a non-zero exit, never a traceback.
-
-Exit codes of `reconcile`: 0 converged (or valid, with --validate), 1 invalid manifests
+Exit codes (from `console.py`): 0 converged (or valid, with --validate), 1 invalid manifests
 (nothing changed), 2 not converged within --timeout, 3 the cluster cannot be used,
 4 an internal error (a bug: please report it).
 """
@@ -11,17 +8,29 @@ Exit codes of `reconcile`: 0 converged (or valid, with --validate), 1 invalid ma
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, assert_never
 
-from reconciler import driver, errors, execute, loop, manifests, model, nodes, observe, plan
+import yaml
 
-EXIT_OK, EXIT_INVALID, EXIT_NOT_CONVERGED, EXIT_CLUSTER, EXIT_BUG = 0, 1, 2, 3, 4
+from reconciler import labels, manifests, model, plan
+from reconciler.cli.console import (
+    EXIT_NOT_CONVERGED,
+    EXIT_OK,
+    Console,
+    guard,
+)
+from reconciler.cluster import config
+from reconciler.control import passes, watch
+from reconciler.engine import driver, podspec
 
 RECONCILE_HELP = """\
 Make the containers on the cluster's Docker engines equal to a directory of Kubernetes v1
@@ -32,45 +41,13 @@ Without --cluster, the local engine (/var/run/docker.sock) is the one node.
 examples:
   reconcile --validate manifests/     check the manifests, change nothing
   reconcile --dry-run manifests/      print the plan, change nothing
+  reconcile --dry-run -o yaml m/      the plan with each container's exact create request
   reconcile manifests/                converge once, then exit
   reconcile --watch manifests/        keep converging on every change, until SIGTERM
 
 exit codes: 0 converged, 1 invalid manifests (nothing changed), 2 not converged within
 --timeout, 3 the cluster cannot be used, 4 internal error
 """
-
-
-class Console:
-    """Thread-safe output: results of actions arrive from worker threads."""
-
-    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, quiet: bool = False):
-        self.out, self.err, self.quiet = out, err, quiet
-        self.lock = threading.Lock()
-        self.counts = {"created": 0, "deleted": 0, "restarted": 0, "failed": 0}
-
-    def action(self, result: execute.Result) -> None:
-        """One finished action, as it happens."""
-        verb = {plan.CreatePod: "created", plan.DeletePod: "deleted"}.get(
-            type(result.action), "restarted"
-        )
-        with self.lock:
-            if result.error:
-                self.counts["failed"] += 1
-                print(f"{result.action.describe()} FAILED: {result.error}", file=self.err)
-            else:
-                self.counts[verb] += 1
-                if not self.quiet:
-                    print(f"{result.action.describe()} ({result.seconds:.1f}s)", file=self.out)
-            self.out.flush()
-
-    def info(self, message: str) -> None:
-        with self.lock:
-            if not self.quiet:
-                print(message, file=self.out, flush=True)
-
-    def warn(self, message: str) -> None:
-        with self.lock:
-            print(f"warning: {message}", file=self.err, flush=True)
 
 
 def reconcile_parser() -> argparse.ArgumentParser:
@@ -83,6 +60,13 @@ def reconcile_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--validate", action="store_true", help="validate only; touch no engine")
     mode.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["yaml", "json"],
+        help="--dry-run: print the plan as YAML or JSON, with the exact Docker create "
+        "request of every container and volume each action would make",
+    )
     mode.add_argument("--watch", action="store_true", help="keep reconciling until SIGTERM")
     p.add_argument(
         "--committed",
@@ -113,9 +97,9 @@ def reconcile_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scope",
-        default=observe.DEFAULT_SCOPE,
+        default=labels.DEFAULT_SCOPE,
         help="manage only pods of this scope, so several manifest sets can share engines "
-        f"without pruning each other's pods (default {observe.DEFAULT_SCOPE})",
+        f"without pruning each other's pods (default {labels.DEFAULT_SCOPE})",
     )
     p.add_argument(
         "--allow-empty",
@@ -128,37 +112,17 @@ def reconcile_parser() -> argparse.ArgumentParser:
 
 def reconcile_main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of `reconcile`."""
-    args = reconcile_parser().parse_args(argv)
+    parser = reconcile_parser()
+    args = parser.parse_args(argv)
+    if args.output and not args.dry_run:
+        parser.error("-o/--output goes with --dry-run")
     console = Console(quiet=args.quiet)
     sys.exit(guard(lambda: _reconcile(args, console), console))
 
 
-def guard(run: Callable[[], int], console: Console) -> int:
-    """Run a command; map every failure to a message and an exit code."""
-    try:
-        return run()
-    except errors.ManifestError as e:
-        for problem in e.problems:
-            print(f"error: {problem}", file=console.err)
-        print(f"{e}; nothing was changed", file=console.err)
-        return EXIT_INVALID
-    except (errors.ClusterError, errors.EngineError, errors.TemporaryError) as e:
-        print(f"error: {e}", file=console.err)
-        return EXIT_CLUSTER
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
-    except Exception as e:  # a bug: say so plainly rather than dump a traceback
-        print(f"internal error: {type(e).__name__}: {e}", file=console.err)
-        return EXIT_BUG
-
-
 def _reconcile(args: argparse.Namespace, console: Console) -> int:
-    def load() -> model.DesiredState:
-        return manifests.load(args.path, committed=args.committed)
-
-    desired = load()
+    loader = manifests.Loader(args.path, committed=args.committed)
+    desired = loader.load()
     if args.validate:
         for line in manifests.summary(desired):
             console.info(line)
@@ -172,8 +136,8 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
             f"{len(desired.services)} Service(s) validated but not applied: podyard does not "
             "program ClusterIP or NodePort forwarding yet"
         )
-    cluster = nodes.load_cluster(args.cluster) if args.cluster else nodes.local_cluster()
-    options = loop.Options(
+    cluster = config.load_cluster(args.cluster) if args.cluster else config.local_cluster()
+    options = passes.Options(
         parallelism=args.parallelism,
         timeout=args.timeout,
         resync=args.resync,
@@ -183,20 +147,33 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
     drivers = driver.connect(
         cluster, parallelism=args.parallelism, pause_image=args.pause_image, scope=args.scope
     )
-    controller = loop.Controller(cluster, drivers, options, console)
+    controller = passes.Controller(cluster, drivers, options, console)
     try:
         if args.dry_run:
-            return _dry_run(controller, desired, console)
+            return _dry_run(controller, desired, console, args.output)
         if args.watch:
-            return _watch(controller, load, args.path, console)
+            return _watch(controller, loader.load, args.path, console)
         return _converge_once(controller, desired, console)
     finally:
         controller.close()
 
 
-def _dry_run(controller: loop.Controller, desired: model.DesiredState, console: Console) -> int:
+def _dry_run(
+    controller: passes.Controller, desired: model.DesiredState, console: Console,
+    output: str | None,
+) -> int:
     observed = controller.observe_pods()
-    the_plan = controller.plan(desired, observed)
+    # Stable output from run to run: a pod's uid follows from its name (only the generated
+    # names of RC pods still differ); nothing is created, so no uid is ever used.
+    ctx = dataclasses.replace(controller.context(desired), uid=_name_uid)
+    the_plan = controller.plan(desired, observed, ctx)
+    if output:
+        document = plan_document(the_plan, controller.drivers, len(observed))
+        if output == "json":
+            print(json.dumps(document, indent=2), file=console.out)
+        else:
+            print(yaml.safe_dump(document, sort_keys=False), end="", file=console.out)
+        return EXIT_OK
     for action in the_plan.actions:
         console.info(action.describe())
     for reason in the_plan.waiting:
@@ -208,8 +185,48 @@ def _dry_run(controller: loop.Controller, desired: model.DesiredState, console: 
     return EXIT_OK
 
 
+def _name_uid(namespace: str, name: str) -> str:
+    return hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:32]
+
+
+def plan_document(
+    the_plan: plan.Plan, drivers: Mapping[str, driver.Driver], observed: int
+) -> dict[str, Any]:
+    """The plan as data: each action, and for a creation the exact requests it would send."""
+    items = [_action_document(a, drivers[a.node]) for a in the_plan.actions]
+    return {
+        "kind": "Plan",
+        "observedPods": observed,
+        "actions": items,
+        "waiting": list(the_plan.waiting),
+    }
+
+
+def _action_document(action: plan.Action, d: driver.Driver) -> dict[str, Any]:
+    scope = d.scope or labels.DEFAULT_SCOPE
+    doc: dict[str, Any] = {"action": action.describe(), "node": action.node}
+    match action:
+        case plan.CreatePod():
+            specs = podspec.pod(action.pod, action.node, scope, d.pause_image)
+            doc.update(specs.as_dict())
+        case plan.RestartContainer():
+            container = next(
+                c for c in action.pod.template.spec.containers if c.name == action.container
+            )
+            app = podspec.app(
+                action.pod, action.node, scope, container,
+                restarts=action.restarts, streak=action.streak,
+            )
+            doc.update({"remove": action.old_id or None, "container": app.as_dict()})
+        case plan.DeletePod():
+            doc.update({"uid": action.uid, "remove": list(action.container_ids)})
+        case _:
+            assert_never(action)
+    return doc
+
+
 def _converge_once(
-    controller: loop.Controller, desired: model.DesiredState, console: Console
+    controller: passes.Controller, desired: model.DesiredState, console: Console
 ) -> int:
     stop = _stop_on_signals()
     started = time.monotonic()
@@ -239,14 +256,14 @@ def _converge_once(
 
 
 def _watch(
-    controller: loop.Controller,
+    controller: passes.Controller,
     load: Callable[[], model.DesiredState],
     path: Path,
     console: Console,
 ) -> int:
     stop = _stop_on_signals()
     console.info(f"watching {path} (resync every {controller.options.resync:.0f}s)")
-    loop.watch(controller, load, [path], stop)
+    watch.watch(controller, load, [path], stop)
     console.info("stopped")
     return EXIT_OK
 

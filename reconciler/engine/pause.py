@@ -2,7 +2,7 @@
 
 Owns the image's build context (a tar holding a Dockerfile and a static busybox) and the
 check that the busybox found on the controller host is static. It reads that one file and
-never talks to Docker: `driver.py` sends the tar over the engine API, so the image can be
+never talks to Docker: `images.py` sends the tar over the engine API, so the image can be
 built on a remote node that has no registry and no busybox of its own.
 """
 
@@ -43,7 +43,7 @@ def dockerfile() -> str:
 
 
 def build_context(busybox: Path = BUSYBOX) -> bytes:
-    """The build context as an uncompressed tar; EngineError when busybox is unusable."""
+    """The build context as an uncompressed tar; Refused when busybox is unusable."""
     try:
         binary = busybox.read_bytes()
     except OSError as e:
@@ -84,8 +84,8 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _missing(busybox: Path, why: str) -> errors.EngineError:
-    return errors.EngineError(
+def _missing(busybox: Path, why: str) -> errors.Refused:
+    return errors.Refused(
         f"cannot build the pause image: {busybox} {why}; "
         "install busybox-static or pass --pause-image"
     )

@@ -12,97 +12,8 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from reconciler import model, observe, schedule
-
-
-@dataclass(frozen=True)
-class PodIdentity:
-    """Everything needed to (re)build a pod's containers on a node."""
-
-    namespace: str
-    name: str
-    uid: str
-    owner: str  # "ReplicationController/web" or ""
-    template: model.PodTemplate
-    revision: str
-
-    @property
-    def template_hash(self) -> str:
-        return self.template.hash
-
-
-@dataclass(frozen=True)
-class CreatePod:
-    node: str
-    pod: PodIdentity
-    reason: str
-
-    def describe(self) -> str:
-        owner = (
-            f" ({self.pod.owner.replace('ReplicationController/', 'rc/')})"
-            if self.pod.owner
-            else ""
-        )
-        name = _qualified(self.pod.namespace, self.pod.name)
-        return f"+ create pod {name}{owner} on {self.node}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class DeletePod:
-    node: str
-    namespace: str
-    name: str
-    uid: str
-    container_ids: tuple[str, ...]
-    reason: str
-
-    def describe(self) -> str:
-        return f"- delete pod {_qualified(self.namespace, self.name)} on {self.node}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class RestartContainer:
-    """Replace one app container of a running pod: a new container joins the same pause."""
-
-    node: str
-    pod: PodIdentity
-    pause_id: str
-    container: str  # the Kubernetes container name
-    old_id: str  # "" when the container is missing altogether
-    restarts: int  # the new container's total restart count
-    streak: int  # the new container's crash streak (drives the backoff)
-    reason: str
-
-    def describe(self) -> str:
-        return (
-            f"~ restart container {self.container} of pod "
-            f"{_qualified(self.pod.namespace, self.pod.name)} on {self.node}: {self.reason}"
-        )
-
-
-Action = CreatePod | DeletePod | RestartContainer
-
-
-@dataclass(frozen=True)
-class Plan:
-    actions: tuple[Action, ...] = ()
-    # Why something declared is not (yet) acted on: backoff, rollout waiting, no node fits.
-    waiting: tuple[str, ...] = ()
-    # When the next pass is due even without events (crash-loop backoff expiring), in seconds.
-    requeue_after: float | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not self.actions
-
-    def deletes(self) -> tuple[DeletePod, ...]:
-        return tuple(a for a in self.actions if isinstance(a, DeletePod))
-
-    def creates(self) -> tuple[CreatePod, ...]:
-        return tuple(a for a in self.actions if isinstance(a, CreatePod))
-
-    def restarts(self) -> tuple[RestartContainer, ...]:
-        return tuple(a for a in self.actions if isinstance(a, RestartContainer))
+from reconciler import model, observe
+from reconciler.plan import actions, schedule
 
 
 @dataclass(frozen=True)
@@ -128,8 +39,8 @@ def random_suffix() -> str:
     return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
 
 
-def random_uid() -> str:
-    """A pod uid: 32 hex characters."""
+def random_uid(namespace: str, name: str) -> str:
+    """A pod uid: 32 random hex characters (whatever the pod's name)."""
     return secrets.token_hex(16)
 
 
@@ -142,16 +53,12 @@ class Context:
     revision: str = ""
     backoff: Backoff = field(default_factory=Backoff)
     suffix: Callable[[], str] = random_suffix
-    uid: Callable[[], str] = random_uid
-
-
-def _qualified(namespace: str, name: str) -> str:
-    return name if namespace == model.DEFAULT_NAMESPACE else f"{namespace}/{name}"
+    uid: Callable[[str, str], str] = random_uid
 
 
 def diff(
     desired: model.DesiredState, observed: Sequence[observe.ObservedPod], ctx: Context
-) -> Plan:
+) -> actions.Plan:
     """Everything that must change for the observed pods to equal the desired state."""
     builder = _Builder(ctx, list(observed))
     declared_owners = set()
@@ -175,16 +82,16 @@ class _Builder:
     def __init__(self, ctx: Context, observed: list[observe.ObservedPod]) -> None:
         self.ctx = ctx
         self.observed = observed
-        self.deletes: list[DeletePod] = []
-        self.creates: list[CreatePod] = []
-        self.restarts: list[RestartContainer] = []
+        self.deletes: list[actions.DeletePod] = []
+        self.creates: list[actions.CreatePod] = []
+        self.restarts: list[actions.RestartContainer] = []
         self.waiting: list[str] = []
         self.requeue: float = math.inf
         self.placed = schedule.Placement.from_pods(ctx.nodes, observed)
 
-    def plan(self) -> Plan:
+    def plan(self) -> actions.Plan:
         requeue = None if math.isinf(self.requeue) else max(self.requeue, 0.0)
-        return Plan(
+        return actions.Plan(
             actions=(*self.deletes, *self.creates, *self.restarts),
             waiting=tuple(self.waiting),
             requeue_after=requeue,
@@ -251,7 +158,9 @@ class _Builder:
     def heal(self, pod: observe.ObservedPod, template: model.PodTemplate) -> None:
         """Restart or re-create app containers of a pod whose sandbox is running."""
         assert pod.pause is not None
-        identity = PodIdentity(pod.namespace, pod.name, pod.uid, pod.owner, template, pod.revision)
+        identity = actions.PodIdentity(
+            pod.namespace, pod.name, pod.uid, pod.owner, template, pod.revision
+        )
         policy = template.spec.restart_policy
         for spec in template.spec.containers:
             seen = pod.container(spec.name)
@@ -269,7 +178,7 @@ class _Builder:
             due = seen.finished_at + self.ctx.backoff.delay(streak)
             if due > self.ctx.now:
                 self.requeue = min(self.requeue, due - self.ctx.now)
-                name = _qualified(pod.namespace, pod.name)
+                name = actions.qualified(pod.namespace, pod.name)
                 self.waiting.append(
                     f"pod {name}: back-off {due - self.ctx.now:.0f}s "
                     f"restarting failed container {spec.name}"
@@ -281,7 +190,7 @@ class _Builder:
     def restart(
         self,
         pod: observe.ObservedPod,
-        identity: PodIdentity,
+        identity: actions.PodIdentity,
         container: str,
         seen: observe.ObservedContainer | None,
         streak: int,
@@ -294,7 +203,7 @@ class _Builder:
             else (seen.restarts if seen else 0)
         )
         self.restarts.append(
-            RestartContainer(
+            actions.RestartContainer(
                 node=pod.node,
                 pod=identity,
                 pause_id=pod.pause.id,
@@ -311,16 +220,20 @@ class _Builder:
     ) -> None:
         node, why_not = self.placed.choose(template.spec)
         if node is None:
-            self.waiting.append(f"pod {_qualified(namespace, name)} is unschedulable: {why_not}")
+            pod = actions.qualified(namespace, name)
+            self.waiting.append(f"pod {pod} is unschedulable: {why_not}")
             return
-        identity = PodIdentity(namespace, name, self.ctx.uid(), owner, template, self.ctx.revision)
-        self.creates.append(CreatePod(node, identity, reason))
+        uid = self.ctx.uid(namespace, name)
+        identity = actions.PodIdentity(namespace, name, uid, owner, template, self.ctx.revision)
+        self.creates.append(actions.CreatePod(node, identity, reason))
 
     def delete(self, pod: observe.ObservedPod, reason: str) -> None:
         if any(d.uid == pod.uid for d in self.deletes):
             return
         ids = tuple(c.id for c in pod.all_containers)
-        self.deletes.append(DeletePod(pod.node, pod.namespace, pod.name, pod.uid, ids, reason))
+        self.deletes.append(
+            actions.DeletePod(pod.node, pod.namespace, pod.name, pod.uid, ids, reason)
+        )
         self.placed.release(pod.node)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from reconciler.documents import Path
+from reconciler.manifests.documents import Path
 
 API_VERSION = "v1"
 KINDS = ("Pod", "ReplicationController", "Service", "Namespace")
