@@ -45,22 +45,20 @@ class Images:
             return self.pause_image
 
     def ensure(self, image: str, policy: str) -> None:
-        """Apply `imagePullPolicy`: pull when Always (or when missing), refuse when Never."""
-        if policy == "Always":
-            with self._lock:
-                if time.monotonic() - self._pulled.get(image, -1e9) < PULL_REUSE_SECONDS:
-                    return
-            self._pull(image)
-            with self._lock:
-                self._pulled[image] = time.monotonic()
-            return
-        if self._is_present(image):
-            return
-        if policy == "Never":
+        """Apply `imagePullPolicy` (see `pull_decision`); Refused when Never finds nothing."""
+        with self._lock:
+            pulled_at = self._pulled.get(image)
+        ago = None if pulled_at is None else time.monotonic() - pulled_at
+        present = policy != "Always" and self._is_present(image)  # Always never asks
+        decision = pull_decision(policy, present=present, pulled_ago=ago)
+        if decision == REFUSE:
             raise errors.Refused(
                 f"image {image} is not present on {self.node} and imagePullPolicy is Never"
             )
-        self._pull(image)
+        if decision == PULL:
+            self._pull(image)
+            with self._lock:
+                self._pulled[image] = time.monotonic()
 
     def forget(self, image: str) -> None:
         """Drop an image from what is known present (it was removed behind our back)."""
@@ -99,6 +97,24 @@ class Images:
                 if "error" in line:
                     raise errors.Refused(f"{what} on {self.node}: {line['error']}")
         self._present.add(self.pause_image)
+
+
+PULL, USE, REFUSE = "pull", "use", "refuse"
+
+
+def pull_decision(policy: str, *, present: bool, pulled_ago: float | None) -> str:
+    """What `imagePullPolicy` asks for, as the kubelet reads it.
+
+    Always: pull, unless this node pulled the image less than PULL_REUSE_SECONDS ago (the
+    pods of one rollout share a pull). IfNotPresent: pull only when missing. Never: use what
+    is there, or refuse.
+    """
+    if policy == "Always":
+        recent = pulled_ago is not None and pulled_ago < PULL_REUSE_SECONDS
+        return USE if recent else PULL
+    if present:
+        return USE
+    return REFUSE if policy == "Never" else PULL
 
 
 def names_registry(image: str) -> bool:

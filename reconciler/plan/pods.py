@@ -39,8 +39,8 @@ def random_suffix() -> str:
     return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
 
 
-def random_uid(namespace: str, name: str) -> str:
-    """A pod uid: 32 random hex characters (whatever the pod's name)."""
+def random_uid(namespace: str = "", name: str = "") -> str:
+    """A pod uid: 32 random hex characters, whatever the pod's namespace and name."""
     return secrets.token_hex(16)
 
 

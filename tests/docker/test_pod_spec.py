@@ -7,6 +7,7 @@ import socket
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import docker
 import pytest
@@ -156,3 +157,45 @@ def test_builds_a_missing_pause_image_that_stops_at_once(
         for c in engine.containers(all=True, filters={"ancestor": name}):
             engine.remove_container(c["Id"], force=True)
         engine.remove_image(name)
+
+
+def test_created_containers_are_exactly_their_podspec(space: Space) -> None:
+    """What podspec says (and `--dry-run -o yaml` prints) is what the engine holds."""
+    app = container(
+        "app", ("sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"), args=("ignored",),
+        env=(("A", "1"),), working_dir="/tmp",
+        volume_mounts=(model.VolumeMount("scratch", "/scratch"),),
+        resources=model.Resources(cpu_request=100, cpu_limit=200, memory_limit=32 * 2**20),
+    )
+    desired = bare(space.namespace, template(app, volumes=(model.Volume("scratch"),)))
+    space.converge(desired)
+    [pod] = space.pods()
+    identity = plan.PodIdentity(
+        pod.namespace, pod.name, pod.uid, "", desired.pods[0].template, pod.revision
+    )
+    specs = podspec.pod(identity, space.d.node, space.d.scope or "", space.d.pause_image)
+    assert pod.pause is not None
+    for spec, found in ((specs.pause, pod.pause), (specs.apps[0], pod.containers[0])):
+        held = space.d.inspect(found.id)
+        assert held["Name"] == f"/{spec.name}"
+        asked = dict(spec.config)
+        host_config = dict(asked.pop("HostConfig"))
+        if found is not pod.pause:  # the engine resolves the sandbox's name to its id
+            joined = f"container:{pod.pause.id}"
+            assert host_config.pop("NetworkMode") == f"container:{specs.pause.name}"
+            assert held["HostConfig"].pop("NetworkMode") == joined
+            assert held["HostConfig"]["IpcMode"] in (joined, host_config["IpcMode"])
+            del host_config["IpcMode"]
+        assert_held(held["HostConfig"], host_config)
+        assert_held(held["Config"], asked)
+
+
+def assert_held(held: dict[str, Any], asked: dict[str, Any]) -> None:
+    """Every key the request set is held with the value asked (the engine adds defaults)."""
+    for key, value in asked.items():
+        if key == "Labels":  # the image's own labels are merged in
+            assert value.items() <= held[key].items(), key
+        elif key == "Env":  # so is the image's own environment, after the pod's
+            assert held[key][: len(value)] == value, (key, held[key], value)
+        else:
+            assert held[key] == value, (key, held[key], value)
