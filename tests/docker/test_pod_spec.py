@@ -122,7 +122,7 @@ def test_command_replaces_entrypoint_and_args_replace_cmd(
 def test_missing_image_with_never_fails_clearly_and_creates_nothing(space: Space) -> None:
     missing = container(image="podyard/does-not-exist:1", image_pull_policy="Never")
     identity = plan.PodIdentity(space.namespace, "p", plan.random_uid(), "", template(missing), "")
-    with pytest.raises(errors.EngineError, match="imagePullPolicy is Never"):
+    with pytest.raises(errors.Refused, match="imagePullPolicy is Never"):
         space.d.create_pod(identity)
     assert space.containers() == []
 

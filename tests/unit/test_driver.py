@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import docker.errors
 import pytest
+import requests
 
+from reconciler import errors
 from reconciler.engine import client, images
 
 pytestmark = pytest.mark.unit
@@ -37,3 +40,34 @@ def test_a_remote_node_trusts_only_the_cluster_ca(tmp_path: Path) -> None:
         assert api.trust_env is False  # REQUESTS_CA_BUNDLE must not replace the cluster CA
     finally:
         api.close()
+
+
+def _api_error(
+    status: int, kind: type[docker.errors.APIError] = docker.errors.APIError
+) -> Exception:
+    response = requests.Response()
+    response.status_code = status
+    return kind("engine said no", response=response, explanation="because")
+
+
+@pytest.mark.parametrize(
+    ("failure", "intent"),
+    [
+        (_api_error(404), errors.NotFound),
+        (_api_error(404, docker.errors.ImageNotFound), errors.NotFound),
+        (_api_error(409), errors.Conflict),
+        (_api_error(400), errors.Refused),
+        (_api_error(500), errors.Unreachable),
+        (requests.exceptions.ConnectionError("refused"), errors.Unreachable),
+        (requests.exceptions.ReadTimeout("timed out"), errors.Unreachable),
+        (docker.errors.TLSParameterError("bad cert"), errors.Refused),
+    ],
+)
+def test_engine_failures_are_mapped_once_to_what_the_caller_should_do(
+    failure: Exception, intent: type[errors.EngineError]
+) -> None:
+    with pytest.raises(errors.EngineError) as raised, client.engine_errors("node1", "list"):
+        raise failure
+    assert type(raised.value) is intent
+    assert str(raised.value).startswith("list on node1")
+    assert (errors.Unreachable, errors.Conflict) == errors.RETRYABLE

@@ -39,13 +39,13 @@ def test_context_holds_the_dockerfile_and_busybox() -> None:
 
 
 def test_refuses_a_missing_busybox(tmp_path: Path) -> None:
-    with pytest.raises(errors.EngineError, match="install busybox-static or pass --pause-image"):
+    with pytest.raises(errors.Refused, match="install busybox-static or pass --pause-image"):
         pause.build_context(tmp_path / "busybox")
 
 
 def test_refuses_a_dynamic_busybox(tmp_path: Path) -> None:
     fake = tmp_path / "busybox"
     shutil.copy(DYNAMIC, fake)
-    with pytest.raises(errors.EngineError, match="not a statically linked executable"):
+    with pytest.raises(errors.Refused, match="not a statically linked executable"):
         pause.build_context(fake)
 
