@@ -14,10 +14,10 @@ help:  ## Show the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,lint,lab]'
 	touch $(STAMP)
 
-venv: $(STAMP)  ## Build .venv with podyard (editable) and the test tools
+venv: $(STAMP)  ## Build .venv with podyard (editable), the test and lint tools, and Ansible
 
 docker:  ## Install and start a Docker engine when none answers
 	@if ! docker info >/dev/null 2>&1; then \
@@ -59,9 +59,10 @@ test-docker: venv images  ## Against the local Docker engine
 test-lab: venv images tools  ## Against the Ansible-provisioned lab hosts
 	$(PYTEST) -m lab
 
-lint: venv  ## ruff, mypy (strict) and ansible-lint (production profile)
+lint: venv  ## ruff, mypy (strict), the import contracts and ansible-lint (production profile)
 	$(BIN)/ruff check reconciler tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint
 
 lab: venv docker tools  ## Start the lab hosts (containers acting as machines) and run site.yml on them
@@ -80,4 +81,4 @@ bench-lab: venv docker tools  ## Time the lab from nothing and its idempotent se
 	$(BIN)/python bench/lab.py --cold --output bench/results/lab.md
 
 clean:  ## Remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .hypothesis

@@ -15,33 +15,20 @@ line per host and task, so a slow run shows where it is.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
 import shutil
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
+# Run as `python bench/lab.py`: the repository root, not bench/, must be on the path for
+# `bench.report` and `tests.support`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = Path(__file__).resolve().parents[1]
-INVENTORY = REPO / "inventory" / "lab"
+from bench import report
+from tests import support
 
-
-@dataclass(frozen=True)
-class Run:
-    """One timed playbook run."""
-
-    playbook: str
-    seconds: float
-    status: str
-    changed: dict[str, int]
-    ok: dict[str, int]
-    changed_tasks: list[str]
+REPO = support.REPO
 
 
 def show_progress(started: float) -> Any:
@@ -66,77 +53,37 @@ def show_progress(started: float) -> Any:
     return handle
 
 
-def run(playbook: str, *extra: str) -> Run:
-    """Run a playbook against the lab inventory and time it."""
-    env = {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-    }
+def run(playbook: str, *extra: str) -> support.PlaybookRun:
+    """Run a playbook against the lab inventory, with progress on stderr; exit if it fails."""
     print(f"== {playbook} {' '.join(extra)}", file=sys.stderr, flush=True)
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="podyard-bench-") as private:
-        result = ansible_runner.run(
-            private_data_dir=private,
-            project_dir=str(REPO),
-            playbook=str(REPO / playbook),
-            inventory=str(INVENTORY),
-            cmdline=" ".join(extra) or None,
-            envvars=env,
-            quiet=True,
-            event_handler=show_progress(started),
-        )
-        seconds = time.monotonic() - started
-        changed_tasks = [
-            f"{e['event_data'].get('host')}: {e['event_data'].get('task')}"
-            for e in result.events
-            if e["event"] == "runner_on_ok" and e["event_data"].get("res", {}).get("changed")
-        ]
-        stats = result.stats or {}
+    result = support.run_playbook(playbook, *extra, event_handler=show_progress(time.monotonic()))
     if result.status != "successful":
-        sys.exit(f"{playbook} failed: {result.status}")
-    return Run(
-        playbook=playbook,
-        seconds=seconds,
-        status=result.status,
-        changed=dict(stats.get("changed", {})),
-        ok=dict(stats.get("ok", {})),
-        changed_tasks=changed_tasks,
-    )
+        listing = "\n  ".join(result.failed_tasks) or "(no failed task reported)"
+        sys.exit(f"{playbook} failed ({result.status}, rc={result.rc}):\n  {listing}")
+    return result
 
 
-def report(runs: list[Run], cold: bool, command: str) -> str:
-    """The markdown report."""
+def write_results(out: report.Report, runs: list[support.PlaybookRun]) -> None:
+    """The steps' times and changes, the totals, and what changed on the second run."""
     up, first, second = runs
-    hosts = sorted(first.ok)
-    lines = [
-        "# The lab: from nothing to provisioned, and the idempotent second run",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}. Lab: {len(hosts)} hosts "
-        f"({', '.join(hosts)}); "
-        + (
-            "cold: host image, SSH key, PKI and wheels made anew." if cold else "host image cached."
-        ),
-        "",
-        "| step | wall time | changed per host |",
-        "|---|---:|---|",
-    ]
-    for step in runs:
-        per_host = ", ".join(f"{h}={step.changed.get(h, 0)}" for h in sorted(step.ok))
-        lines.append(f"| `{step.playbook}` | {step.seconds:.1f} s | {per_host} |")
+    out.rounds("one run of each step, in order", {
+        f"`{step.playbook}`" + (" (second run)" if i == 2 else ""): [step.seconds]
+        for i, step in enumerate(runs)}, "s")
+    rows = []
+    for i, step in enumerate(runs):
+        per_host = ", ".join(f"{h}={step.changed_per_host().get(h, 0)}"
+                             for h in sorted(step.ok_per_host()))
+        name = f"`{step.playbook}`" + (" (second run)" if i == 2 else "")
+        rows.append([name, f"{step.seconds:.1f} s", per_host])
     total = up.seconds + first.seconds
-    lines += [
-        "",
-        f"From nothing to provisioned: **{total:.1f} s** (target: under 300 s).",
-        f"Second, idempotent run: **{second.seconds:.1f} s** (target: under 60 s), "
-        f"changed tasks: {len(second.changed_tasks)}.",
-    ]
+    out.table("From nothing to provisioned, then the idempotent second run",
+              ["step", "wall time", "changed per host"], rows,
+              f"From nothing to provisioned: **{total:.1f} s** (target: under 300 s). "
+              f"Second, idempotent run: **{second.seconds:.1f} s** (target: under 60 s), "
+              f"changed tasks: {len(second.changed_tasks)}.")
     if second.changed_tasks:
-        lines += ["", "Tasks that changed on the second run:", ""]
-        lines += [f"- {task}" for task in second.changed_tasks]
-    return "\n".join(lines) + "\n"
+        out.note("Tasks that changed on the second run:",
+                 "\n".join(f"- {task}" for task in second.changed_tasks))
 
 
 def main() -> None:
@@ -148,20 +95,32 @@ def main() -> None:
         help="start as a fresh clone: rebuild image, key, PKI, wheels",
     )
     parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
-    parser.add_argument("--output", type=Path, help="write the report here too")
+    parser.add_argument("--output", type=Path, default=report.default_output(__file__))
     args = parser.parse_args()
-    command = shlex.join(["python", "bench/lab.py", *sys.argv[1:]])
+    out = report.Report(
+        "The lab: from nothing to provisioned, and the idempotent second run", docker=True,
+        facts=[f"ansible-core {_version('ansible-core')}, ansible-runner "
+               f"{_version('ansible-runner')}",
+               "cold: host image, SSH key, PKI and wheels made anew" if args.cold
+               else "warm: the lab host image cached"])
+    out.describe(__doc__.split("\n\n")[1].strip())
     down = ("-e", "lab_down_image=true") if args.cold else ()
     run("playbooks/lab_down.yml", *down)
     if args.cold:
         shutil.rmtree(REPO / ".lab", ignore_errors=True)
     runs = [run("playbooks/lab_up.yml"), run("site.yml"), run("site.yml")]
-    text = report(runs, args.cold, command)
-    print(text)
-    if args.output:
-        args.output.write_text(text)
+    hosts = sorted(runs[1].ok_per_host())
+    out.facts.append(f"lab: {len(hosts)} hosts ({', '.join(hosts)})")
+    write_results(out, runs)
+    out.write(args.output)
     if not args.keep:
         run("playbooks/lab_down.yml")
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    return metadata.version(package)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,32 @@
 """Benchmark: validate 1,000 generated objects with podyard and with kubernetes-validate.
 
 Writes the manifests into a temporary directory (half ReplicationController + Service pairs,
-half Pod + Service pairs, two objects per file), times `manifests.load` on the directory and
-kubernetes-validate's strict mode on the same files, and writes a markdown report.
+half Pod + Service pairs, two objects per file) and times, on the same files in one run:
+  * podyard: `manifests.load(DIR)`: read, parse (libyaml, keeping lines), schema, the API
+    server's rules, the cross-document checks, the model;
+  * (a) kubernetes-validate with its schemas loaded once, the fair peer: its strict schema
+    files for the release it ships, read with its own `schema_contents` and put into a
+    registry exactly as its `validate` does, but once per kind, each kind's validator object
+    reused for every object; files parsed with libyaml (`yaml.CSafeLoader`), as podyard does;
+  * (b) kubernetes-validate as its command line does it (`kubernetes-validate --strict`):
+    its own file reader (PyYAML's pure-Python loader) and `kubernetes_validate.validate` per
+    object, which reads and parses its 1.8 MB definitions file again for every object.
+podyard's and (a)'s rounds alternate; (b) takes about a minute a run, so it runs fewer times.
 
-    .venv/bin/python bench/validate.py [--objects 1000] [--repeat 5] [--output FILE]
+    .venv/bin/python bench/validate.py [--objects 1000] [--repeat 5] [--slow-repeat 1]
+                                       [--output FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shlex
+import re
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import kubernetes_validate
@@ -27,9 +34,13 @@ import yaml
 from kubernetes_validate import utils
 from referencing import Registry, Resource
 
+# Run as `python bench/validate.py`: the repository root, not bench/, must be on the path
+# for `bench.report` (and `reconciler` without an installed package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import report
 from reconciler import manifests
 
-HERE = Path(__file__).parent
 RC = """\
 apiVersion: v1
 kind: ReplicationController
@@ -104,6 +115,7 @@ def generate(directory: Path, objects: int) -> int:
 
 
 def time_podyard(directory: Path) -> float:
+    """Seconds of one `manifests.load` of the directory."""
     start = time.perf_counter()
     state = manifests.load(directory)
     elapsed = time.perf_counter() - start
@@ -111,111 +123,128 @@ def time_podyard(directory: Path) -> float:
     return elapsed
 
 
+class CachedValidator:
+    """(a) kubernetes-validate's strict schemas and validators, each made once and reused.
+
+    Mirrors `kubernetes_validate.utils.validate` step by step (schema file name, registry,
+    Draft 2020-12 validator), minus making them anew for every object.
+    """
+
+    def __init__(self, version: str) -> None:
+        self.dir = f"kubernetes-json-schema/v{version}-local-strict"
+        self.version = version
+        self.definitions: Resource[Any] | None = None
+        self.validators: dict[tuple[str, str], jsonschema.protocols.Validator] = {}
+
+    def validator(self, kind: str, api_version: str) -> jsonschema.protocols.Validator:
+        key = (kind, api_version)
+        if key not in self.validators:
+            if self.definitions is None:
+                self.definitions = Resource.from_contents(
+                    utils.schema_contents(f"{self.dir}/_definitions.json", self.version))
+            group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+            schema = utils.schema_contents(f"{self.dir}/{kind.lower()}-{group}.json",
+                                           self.version)
+            registry = self.definitions @ (Resource.from_contents(schema) @ Registry())
+            self.validators[key] = jsonschema.Draft202012Validator(schema, registry=registry)
+        return self.validators[key]
+
+    def run(self, directory: Path) -> float:
+        """Seconds to read, parse and validate every file of the directory."""
+        start = time.perf_counter()
+        for path in sorted(directory.glob("*.yaml")):
+            with path.open() as f:
+                resources = [r for r in yaml.load_all(f.read(), Loader=yaml.CSafeLoader) if r]
+            for resource in resources:
+                self.validator(resource["kind"], resource["apiVersion"]).validate(resource)
+        return time.perf_counter() - start
+
+
 def time_kubernetes_validate(directory: Path, version: str) -> float:
-    """What `kubernetes-validate --strict` does per file: read, parse, validate each resource."""
+    """(b) What `kubernetes-validate --strict` does per file: its reader, `validate` per object."""
     start = time.perf_counter()
     for path in sorted(directory.glob("*.yaml")):
-        with path.open() as f:
-            resources = [r for r in yaml.load_all(f.read(), Loader=yaml.SafeLoader) if r]
-        for resource in resources:
+        for resource in utils.resources_from_file(str(path)):
             kubernetes_validate.validate(resource, version, strict=True)
     return time.perf_counter() - start
-
-
-def time_cached_schemas(directory: Path, version: str) -> float:
-    """kubernetes-validate's strict schemas, each compiled once and reused: its cost floor."""
-    root = Path(utils.__file__).parent / "kubernetes-json-schema" / f"v{version}-local-strict"
-    definitions = Resource.from_contents(json.loads((root / "_definitions.json").read_text()))
-    validators: dict[str, jsonschema.protocols.Validator] = {}
-    start = time.perf_counter()
-    for path in sorted(directory.glob("*.yaml")):
-        with path.open() as f:
-            resources = [r for r in yaml.load_all(f.read(), Loader=yaml.CSafeLoader) if r]
-        for resource in resources:
-            kind = resource["kind"].lower()
-            if kind not in validators:
-                schema = json.loads((root / f"{kind}-v1.json").read_text())
-                registry = definitions @ (Resource.from_contents(schema) @ Registry())
-                validators[kind] = jsonschema.Draft202012Validator(schema, registry=registry)
-            validators[kind].validate(resource)
-    return time.perf_counter() - start
-
-
-def best(measure: Callable[[], float], repeat: int) -> tuple[float, float]:
-    runs = [measure() for _ in range(repeat)]
-    return min(runs), statistics.median(runs)
-
-
-def machine() -> list[str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return [
-        f"- CPU: {cpu}, nproc {os.cpu_count()}",
-        f"- Python {platform.python_version()} ({platform.system()} {platform.machine()})",
-        f"- PyYAML {yaml.__version__}, libyaml {'yes' if yaml.__with_libyaml__ else 'no'}; "
-        f"kubernetes-validate {kubernetes_validate.__version__}",
-        "- load average at the start: {:.1f} {:.1f} {:.1f} (both validators share the machine "
-        "alike, so the ratio holds better than the absolute times)".format(*os.getloadavg()),
-    ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5, help="podyard runs (best is reported)")
-    parser.add_argument("--output", type=Path, default=HERE / "results" / "validate.md")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of podyard and (a)")
+    parser.add_argument("--slow-repeat", type=int, default=1, help="runs of (b)")
+    parser.add_argument("--output", type=Path, default=report.default_output(__file__))
     args = parser.parse_args()
     version = utils.latest_version()
+    out = report.Report("Validating manifests: podyard vs kubernetes-validate", docker=False,
+                        facts=[f"PyYAML {yaml.__version__} (libyaml: "
+                               f"{'yes' if yaml.__with_libyaml__ else 'no'}), jsonschema "
+                               f"{_version('jsonschema')}, kubernetes-validate "
+                               f"{kubernetes_validate.__version__} (schemas of Kubernetes "
+                               f"{version}, strict)"])
+    out.describe(__doc__.split("\n\n")[1].strip())
+    cached = CachedValidator(version)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         files = generate(directory, args.objects)
-        cold = time_podyard(directory)  # includes compiling the schemas once
-        podyard_best, podyard_median = best(lambda: time_podyard(directory), args.repeat)
-        theirs = time_kubernetes_validate(directory, version)
-        cached = min(time_cached_schemas(directory, version) for _ in range(args.repeat))
-    ratio = theirs / podyard_best
-    per_object = 1e3 / args.objects
-    report = [
-        "# Validating manifests: podyard vs kubernetes-validate",
-        "",
-        f"{args.objects} objects in {files} files (ReplicationController + Service and "
-        "Pod + Service pairs), generated into a temporary directory.",
-        "",
-        "```",
-        "make venv && " + shlex.join([".venv/bin/python", "bench/validate.py",
-                                      *sys.argv[1:]]),
-        "```",
-        "",
-        *machine(),
-        "",
-        "| validator | total | per object |",
-        "|---|---:|---:|",
-        f"| podyard `manifests.load`, first run (compiles the schemas) | {cold:.3f} s "
-        f"| {cold * per_object:.2f} ms |",
-        f"| podyard `manifests.load`, best of {args.repeat} (median {podyard_median:.3f} s) "
-        f"| {podyard_best:.3f} s | {podyard_best * per_object:.2f} ms |",
-        f"| kubernetes-validate {version}, strict, one run | {theirs:.3f} s "
-        f"| {theirs * per_object:.2f} ms |",
-        f"| for reference: kubernetes-validate's {version} strict schemas, compiled once, "
-        f"C YAML loader, best of {args.repeat} | {cached:.3f} s | {cached * per_object:.2f} ms |",
-        "",
-        f"**podyard is {ratio:.1f}x faster** (target: at least 5x). podyard's figure includes "
-        "reading the files, the semantic checks and building the model; kubernetes-validate "
-        "only checks the schema. Most of kubernetes-validate's time is re-reading its 1.8 MB "
-        "definitions file for every object; the reference row shows the cost of its schemas "
-        "alone, kept compiled.",
-        "",
-    ]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(report))
-    print("\n".join(report))
-    return 0 if ratio >= 5 else 1
+        first = {"podyard": time_podyard(directory), "cached": cached.run(directory)}
+        rounds: dict[str, list[float]] = {"podyard": [], "cached": []}
+        for r in range(args.repeat):
+            rounds["podyard"].append(time_podyard(directory))
+            rounds["cached"].append(cached.run(directory))
+            print(f"round {r + 1}: podyard {rounds['podyard'][-1]:.3f} s, (a) "
+                  f"{rounds['cached'][-1]:.3f} s", file=sys.stderr)
+        slow = [time_kubernetes_validate(directory, version) for _ in range(args.slow_repeat)]
+    write_results(out, args, version, files, first, rounds, slow)
+    out.write(args.output)
+    return 0
+
+
+def write_results(out: report.Report, args: argparse.Namespace, version: str, files: int,
+                  first: dict[str, float], rounds: dict[str, list[float]],
+                  slow: list[float]) -> None:
+    per = 1e3 / args.objects
+    ours, theirs = statistics.median(rounds["podyard"]), statistics.median(rounds["cached"])
+    old = statistics.median(slow)
+    out.rounds(f"{args.objects} objects in {files} files, seconds per run", {
+        "podyard `manifests.load`, first run (compiles its schemas)": [first["podyard"]],
+        "(a) kubernetes-validate, schemas loaded once: first run (loads them)": [first["cached"]],
+        "podyard `manifests.load`": rounds["podyard"],
+        "(a) kubernetes-validate, schemas loaded once": rounds["cached"],
+        "(b) kubernetes-validate as its command line runs": slow,
+    }, "s")
+
+    def row(name: str, seconds: float, ratio: str) -> list[str]:
+        return [name, f"{seconds:.3f} s", f"{seconds * per:.2f} ms", ratio]
+
+    def faster(other: float) -> str:
+        return f"{other / ours:.1f}x faster" if other >= ours else f"{ours / other:.2f}x slower"
+
+    out.table(f"{args.objects} objects (medians)", ["validator", "total", "per object",
+                                                   "podyard is"], [
+        row(f"podyard `manifests.load` (median of {args.repeat})", ours, ""),
+        row(f"(a) kubernetes-validate {version} strict, schemas loaded once: the fair peer "
+            f"(median of {args.repeat})", theirs, f"**{faster(theirs)}**"),
+        row(f"(b) kubernetes-validate {version} strict, as its command line runs "
+            f"(median of {len(slow)})", old, f"**{faster(old)}**"),
+    ])
+    out.note(
+        f"**Headline (the fair comparison, (a)): podyard is {faster(theirs)} than "
+        f"kubernetes-validate with its schemas loaded once** ({ours:.2f} s against "
+        f"{theirs:.2f} s for {args.objects} objects). Against kubernetes-validate as it runs "
+        f"by default (b), podyard is {faster(old)}; that gap is kubernetes-validate "
+        "re-reading its definitions for every object, not validation.",
+        "podyard's time also covers what (a) does not do: keeping each value's line for the "
+        "error messages, the API server's rules beyond the schema, the cross-document checks "
+        "and building the model. Both read the same files with the same libyaml parser.",
+    )
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    return metadata.version(package)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler import model
 
@@ -28,6 +28,7 @@ REVISION = PREFIX + "revision"  # the Git commit the pod was created from
 POD_LABELS = PREFIX + "pod.labels"  # the pod's own labels as JSON, for selectors
 NODE = PREFIX + "node"
 GRACE = PREFIX + "grace-period"  # terminationGracePeriodSeconds, read back on delete
+REQUESTS = PREFIX + "requests"  # "cpu=250,memory=67108864": so running pods count on a node
 RESTARTS = PREFIX + "restarts"  # total restarts of this container slot
 STREAK = PREFIX + "crash-streak"  # restarts since it last ran long enough to reset the backoff
 
@@ -49,6 +50,7 @@ class PodStamp:
     node: str
     scope: str
     grace: int = model.DEFAULT_GRACE_SECONDS
+    requests: model.Requests = field(default_factory=model.Requests)  # the scheduler counts it
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,26 @@ def encode(pod: PodStamp, container: ContainerStamp) -> dict[str, str]:
         POD_LABELS: json.dumps(dict(pod.labels), sort_keys=True),
         NODE: pod.node,
         GRACE: str(pod.grace),
+        REQUESTS: encode_requests(pod.requests),
     }
     if container.container != PAUSE:
         labels[RESTARTS] = str(container.restarts)
         labels[STREAK] = str(container.streak)
     return labels
+
+
+def encode_requests(requests: model.Requests) -> str:
+    """A pod's requests as one label value: `cpu=<millicores>,memory=<bytes>`."""
+    return f"cpu={requests.cpu},memory={requests.memory}"
+
+
+def decode_requests(text: str | None) -> model.Requests:
+    """Requests read back; a damaged or missing value reads as 0, as a pod without requests."""
+    found: dict[str, int] = {}
+    for item in (text or "").split(","):
+        key, _, value = item.partition("=")
+        found[key.strip()] = max(_int(value.strip(), 0), 0)
+    return model.Requests(cpu=found.get("cpu", 0), memory=found.get("memory", 0))
 
 
 def encode_volume(pod: PodStamp) -> dict[str, str]:
@@ -109,6 +126,7 @@ def decode_pod(labels: Mapping[str, str], node: str) -> PodStamp:
         node=node,
         scope=labels.get(SCOPE, ""),
         grace=_int(labels.get(GRACE), model.DEFAULT_GRACE_SECONDS),
+        requests=decode_requests(labels.get(REQUESTS)),
     )
 
 

@@ -94,6 +94,14 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Requests:
+    """What a whole pod asks its node to set aside: CPU in millicores, memory in bytes."""
+
+    cpu: int = 0
+    memory: int = 0
+
+
+@dataclass(frozen=True)
 class Container:
     name: str
     image: str
@@ -127,6 +135,17 @@ class PodSpec:
     restart_policy: str = "Always"
     node_selector: Pairs = ()
     termination_grace_period_seconds: int = DEFAULT_GRACE_SECONDS
+
+    @property
+    def requests(self) -> Requests:
+        """The pod's requests as the scheduler counts them: summed over its containers.
+
+        A limit without a request already counts as the request (`build_resources`).
+        """
+        return Requests(
+            cpu=sum(c.resources.cpu_request for c in self.containers),
+            memory=sum(c.resources.memory_request for c in self.containers),
+        )
 
 
 @dataclass(frozen=True)

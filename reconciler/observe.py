@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
-from reconciler import labels
+from reconciler import labels, model
 
 
 class ContainerJSON(TypedDict):
@@ -74,6 +74,7 @@ class ObservedPod:
     labels: tuple[tuple[str, str], ...]
     pause: ObservedContainer | None
     containers: tuple[ObservedContainer, ...]
+    requests: model.Requests = field(default_factory=model.Requests)  # held on its node
 
     @property
     def key(self) -> tuple[str, str]:
@@ -120,6 +121,28 @@ class ObservedPod:
         if exited and len(exited) == len(states):
             return "Succeeded" if all(c.exit_code == 0 for c in exited) else "Failed"
         return "Running" if "running" in states else "Pending"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a node's engine says of its machine (`GET /info`): capacity and versions."""
+
+    cpus: int = 0
+    memory: int = 0  # bytes
+    engine_version: str = ""
+    os: str = ""
+    kernel: str = ""
+
+    @classmethod
+    def from_json(cls, info: dict[str, Any]) -> NodeInfo:
+        """From the engine's `/info` JSON; missing fields read as unknown."""
+        return cls(
+            cpus=int(info.get("NCPU") or 0),
+            memory=int(info.get("MemTotal") or 0),
+            engine_version=str(info.get("ServerVersion") or ""),
+            os=str(info.get("OperatingSystem") or ""),
+            kernel=str(info.get("KernelVersion") or ""),
+        )
 
 
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -191,6 +214,7 @@ def _pod_from_group(node: str, uid: str, group: list[ContainerJSON]) -> Observed
         containers=tuple(
             sorted((c for c in containers if c.name != labels.PAUSE), key=_newest_last)
         ),
+        requests=stamp.requests,
     )
 
 

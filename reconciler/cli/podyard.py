@@ -16,9 +16,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from reconciler import errors, manifests, model, observe, plan
+from reconciler.cli import nodes, tables
 from reconciler.cli.console import EXIT_INVALID, EXIT_OK, Console, guard
 from reconciler.cluster import config
+from reconciler.control import status
 from reconciler.engine import driver
+
+POD_KINDS = ("pods", "pod", "po")
+RC_KINDS = ("rc", "replicationcontrollers", "replicationcontroller")
+NODE_KINDS = ("nodes", "node", "no")
 
 
 def podyard_parser() -> argparse.ArgumentParser:
@@ -29,15 +35,15 @@ def podyard_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", type=Path, help="cluster file (default: the local engine)")
     p.add_argument("--scope", help="only pods of this reconcile scope (default: every scope)")
     sub = p.add_subparsers(dest="command", required=True)
-    get = sub.add_parser("get", help="list pods or replication controllers")
-    get.add_argument("kind", choices=["pods", "pod", "po", "rc", "replicationcontrollers"])
+    get = sub.add_parser("get", help="list pods, replication controllers or nodes")
+    get.add_argument("kind", choices=[*POD_KINDS, *RC_KINDS, *NODE_KINDS])
     get.add_argument("-o", "--output", choices=["wide", "json", "yaml"], help="output format")
     _namespace_args(get)
     get.add_argument(
         "-f", "--manifests", type=Path, help="manifests, for the DESIRED column of `get rc`"
     )
-    describe = sub.add_parser("describe", help="show a pod in detail, with recent events")
-    describe.add_argument("kind", choices=["pod", "pods", "po"])
+    describe = sub.add_parser("describe", help="show a pod or a node in detail")
+    describe.add_argument("kind", choices=[*POD_KINDS, *NODE_KINDS])
     describe.add_argument("name")
     _namespace_args(describe)
     logs = sub.add_parser("logs", help="print a container's logs")
@@ -65,13 +71,19 @@ def _podyard(args: argparse.Namespace, console: Console) -> int:
     cluster = config.load_cluster(args.cluster) if args.cluster else config.local_cluster()
     drivers = driver.connect(cluster, parallelism=4, scope=args.scope)
     try:
+        if getattr(args, "kind", None) in NODE_KINDS:  # `logs` has no kind
+            return _nodes(cluster, drivers, args, console)
         pods = _list_reachable(drivers, console)
         if not args.all_namespaces:
             pods = [p for p in pods if p.namespace == args.namespace]
         if args.command == "get":
-            if args.kind in ("rc", "replicationcontrollers"):
+            if args.kind in RC_KINDS:
                 return _get_rc(pods, args, console)
-            return _get_pods(pods, args, console)
+            pending = [
+                p for doc in status.read_all(args.scope) for p in doc.get("pending") or ()
+                if args.all_namespaces or p.get("namespace") == args.namespace
+            ]
+            return _get_pods(pods, pending, args, console)
         name = args.name if args.command == "describe" else args.pod
         found = [p for p in pods if p.name == name]
         if not found:
@@ -86,6 +98,22 @@ def _podyard(args: argparse.Namespace, console: Console) -> int:
             d.close()
 
 
+def _nodes(
+    cluster: config.Cluster, drivers: dict[str, driver.Driver], args: argparse.Namespace,
+    console: Console,
+) -> int:
+    found = nodes.look(cluster, drivers, status.read_all(args.scope))
+    if args.command == "describe":
+        match = [n for n in found if n.name == args.name]
+        if not match:
+            print(f'Error from server (NotFound): nodes "{args.name}" not found', file=console.err)
+            return EXIT_INVALID
+        print(nodes.describe(match[0], cluster.reserved), file=console.out)
+        return EXIT_OK
+    print(nodes.get_table(found, cluster.reserved, args.output == "wide"), file=console.out)
+    return EXIT_OK
+
+
 def _list_reachable(
     drivers: dict[str, driver.Driver], console: Console
 ) -> list[observe.ObservedPod]:
@@ -95,6 +123,7 @@ def _list_reachable(
     failures: list[errors.EngineError] = []
     for name, d in drivers.items():
         try:
+            d.probe()  # a vanished host answers nothing: fail in a second, not a minute
             pods.extend(d.list_pods())
         except errors.RETRYABLE as e:
             failures.append(e)
@@ -125,26 +154,14 @@ def pod_status(pod: observe.ObservedPod) -> str:
     return pod.phase
 
 
-def age(seconds: float) -> str:
-    """kubectl's short age: 45s, 3m, 2h, 5d."""
-    s = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size * (2 if unit != "m" else 1):
-            return f"{s // size}{unit}"
-    return f"{s}s"
-
-
-def table(rows: list[list[str]]) -> str:
-    """Columns padded to the widest cell, three spaces apart, like kubectl."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
-def _get_pods(pods: list[observe.ObservedPod], args: argparse.Namespace, console: Console) -> int:
+def _get_pods(
+    pods: list[observe.ObservedPod], pending: list[dict[str, Any]], args: argparse.Namespace,
+    console: Console,
+) -> int:
+    """The pods found on the nodes, and the pods the controller could place nowhere."""
     if args.output in ("json", "yaml"):
-        return _dump([_pod_json(p) for p in pods], args.output, console)
+        items = [_pod_json(p) for p in pods] + [_pending_json(w) for w in pending]
+        return _dump(items, args.output, console)
     now = time.time()
     header = ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "REVISION"]
     if args.all_namespaces:
@@ -159,7 +176,7 @@ def _get_pods(pods: list[observe.ObservedPod], args: argparse.Namespace, console
             f"{ready}/{len(p.containers)}",
             pod_status(p),
             str(p.restarts),
-            age(now - p.created),
+            tables.age(now - p.created),
             p.ip or "<none>",
             p.node,
             p.revision or "<none>",
@@ -169,11 +186,37 @@ def _get_pods(pods: list[observe.ObservedPod], args: argparse.Namespace, console
         if args.output == "wide":
             row += [p.owner or "<none>", p.template_hash]
         rows.append(row)
+    for waiting in pending:
+        name, namespace = str(waiting.get("name")), str(waiting.get("namespace"))
+        row = [name, "0/0", "Pending", "0", "<unknown>", "<none>", "<none>", "<none>"]
+        if args.all_namespaces:
+            row.insert(0, namespace)
+        if args.output == "wide":
+            row += ["<none>", "<none>"]
+        rows.append(row)
     if len(rows) == 1:
         print(f"No resources found in {args.namespace} namespace.", file=console.err)
         return EXIT_OK
-    print(table(rows), file=console.out)
+    print(tables.table(rows), file=console.out)
+    for waiting in pending:
+        print(f"{waiting.get('name')} is Pending: {waiting.get('reason')}", file=console.err)
     return EXIT_OK
+
+
+def _pending_json(p: dict[str, Any]) -> dict[str, Any]:
+    """A pod no node can take, as the API server shows one: Pending, PodScheduled False."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": p.get("name"), "namespace": p.get("namespace")},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": p.get("reason"),
+            }],
+        },
+    }
 
 
 def _get_rc(pods: list[observe.ObservedPod], args: argparse.Namespace, console: Console) -> int:
@@ -197,14 +240,14 @@ def _get_rc(pods: list[observe.ObservedPod], args: argparse.Namespace, console: 
                 "-" if want is None else str(want),
                 str(len(mine)),
                 str(sum(p.ready for p in mine)),
-                age(now - min(p.created for p in mine)) if mine else "<none>",
+                tables.age(now - min(p.created for p in mine)) if mine else "<none>",
                 ",".join(revisions) or "<none>",
             ]
         )
     if len(rows) == 1:
         print(f"No resources found in {args.namespace} namespace.", file=console.err)
         return EXIT_OK
-    print(table(rows), file=console.out)
+    print(tables.table(rows), file=console.out)
     return EXIT_OK
 
 
@@ -309,14 +352,14 @@ def _describe(pod: observe.ObservedPod, d: driver.Driver, console: Console) -> i
     if not events:
         lines.append("  <none>")
     for stamp, message in events[-20:]:
-        lines.append(f"  {age(now - stamp):>6} ago  {message}")
+        lines.append(f"  {tables.age(now - stamp):>6} ago  {message}")
     print("\n".join(lines), file=console.out)
     return EXIT_OK
 
 
 def _state_text(c: observe.ObservedContainer, now: float) -> str:
     if c.running:
-        return f"Running (started {age(now - (c.started_at or c.created))} ago)"
+        return f"Running (started {tables.age(now - (c.started_at or c.created))} ago)"
     if c.exited:
         return f"Terminated: {pod_reason(c)} (exit code {c.exit_code})"
     return "Waiting: ContainerCreating"

@@ -28,8 +28,8 @@ from reconciler.cli.console import (
     Console,
     guard,
 )
-from reconciler.cluster import config
-from reconciler.control import passes, watch
+from reconciler.cluster import config, health
+from reconciler.control import passes, status, watch
 from reconciler.engine import driver, podspec
 
 RECONCILE_HELP = """\
@@ -96,6 +96,18 @@ def reconcile_parser() -> argparse.ArgumentParser:
         "--backoff-max", type=float, default=300.0, help="crash-loop backoff cap in s (default 300)"
     )
     p.add_argument(
+        "--node-grace",
+        type=float,
+        help="seconds without an answer before a node is NotReady (default: the cluster "
+        f"file's nodeGrace, else {health.DEFAULT_GRACE:g})",
+    )
+    p.add_argument(
+        "--eviction-delay",
+        type=float,
+        help="seconds a node stays NotReady before its pods are replaced on other nodes "
+        f"(default: the cluster file's evictionDelay, else {health.DEFAULT_EVICTION_DELAY:g})",
+    )
+    p.add_argument(
         "--scope",
         default=labels.DEFAULT_SCOPE,
         help="manage only pods of this scope, so several manifest sets can share engines "
@@ -143,6 +155,12 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
         resync=args.resync,
         backoff=plan.Backoff(initial=args.backoff_initial, maximum=args.backoff_max),
         allow_empty=args.allow_empty,
+        node_grace=_first(args.node_grace, cluster.node_grace, health.DEFAULT_GRACE),
+        eviction_delay=_first(
+            args.eviction_delay, cluster.eviction_delay, health.DEFAULT_EVICTION_DELAY
+        ),
+        reserved=cluster.reserved,
+        status_file=None if args.dry_run else status.default_path(args.scope),
     )
     drivers = driver.connect(
         cluster, parallelism=args.parallelism, pause_image=args.pause_image, scope=args.scope
@@ -156,6 +174,11 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
         return _converge_once(controller, desired, console)
     finally:
         controller.close()
+
+
+def _first(*values: float | None) -> float:
+    """The first value given: the flag, then the cluster file, then the default."""
+    return next(v for v in values if v is not None)
 
 
 def _dry_run(

@@ -8,7 +8,7 @@ Reads that one file; talks to no engine.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,22 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class Reserved:
+    """What each node keeps for itself (engine, system): not allocatable to pods."""
+
+    cpu: int = 100  # millicores
+    memory: int = 256 * 2**20  # bytes
+
+
+@dataclass(frozen=True)
 class Cluster:
     nodes: tuple[NodeConfig, ...]
     tls: TLS | None = None
     service_cidr: str = "10.96.0.0/16"
     registry: str = ""
+    node_grace: float | None = None  # seconds; None: the controller's default
+    eviction_delay: float | None = None
+    reserved: Reserved = field(default_factory=Reserved)
 
 
 def local_cluster() -> Cluster:
@@ -67,7 +78,33 @@ def load_cluster(path: Path) -> Cluster:
         tls=TLS(str(tls["ca"]), str(tls["cert"]), str(tls["key"])) if tls else None,
         service_cidr=str(data.get("serviceCIDR", "10.96.0.0/16")),
         registry=str(data.get("registry", "")),
+        node_grace=_seconds(path, data, "nodeGrace"),
+        eviction_delay=_seconds(path, data, "evictionDelay"),
+        reserved=_reserved(path, data.get("reserved")),
     )
+
+
+def _seconds(path: Path, data: dict[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise errors.ClusterError(f"{path}: {key} must be a number of seconds, not {value!r}")
+    return float(value)
+
+
+def _reserved(path: Path, raw: Any) -> Reserved:
+    """`reserved: {cpu: 100m, memory: 256Mi}`, in Kubernetes quantities."""
+    if raw is None:
+        return Reserved()
+    if not isinstance(raw, dict) or set(raw) - {"cpu", "memory"}:
+        raise errors.ClusterError(f"{path}: reserved takes only cpu and memory")
+    try:
+        cpu = model.parse_quantity(raw.get("cpu", "100m")) * 1000
+        memory = model.parse_quantity(raw.get("memory", "256Mi"))
+    except ValueError as e:
+        raise errors.ClusterError(f"{path}: reserved: {e}") from e
+    return Reserved(cpu=int(cpu), memory=int(memory))
 
 
 def _node(path: Path, index: int, raw: Any) -> NodeConfig:

@@ -1,52 +1,162 @@
-"""Node health: whether each node's engine answers, and when its pods count as lost.
+"""Node health: where a node is judged Ready, NotReady, or lost with its pods.
 
-Pure bookkeeping with an injected clock (`now` is passed in). A node whose engine stops
-answering is `Suspect` during a grace period: a slow engine must not make its pods look lost,
-so the pass waits for it. After the grace period the node is `NotReady`: its pods count as
-gone and the plan replaces them elsewhere, as the Kubernetes node lifecycle controller does.
+Pure bookkeeping with an injected clock (`now` is passed in). Each node's engine is probed
+(a `/_ping` with a short timeout) before it is listed and, under `--watch`, every second. The
+timeline of a node that stops answering, counted from its last answer:
+
+    Ready --(grace, default 4 s)--> NotReady --(eviction delay, default 4 s)--> Evicted
+
+- Ready: its pods are observed and acted on, new pods may go there.
+- NotReady: it is skipped; its pods, as last seen, still count (so nothing is replaced
+  yet) but are not touched, and no new pod goes there.
+- Evicted: its pods count as gone and the plan replaces them on Ready nodes, as the
+  Kubernetes node lifecycle controller does after its eviction timeout.
+
+When an evicted node answers again, the pods it held when it was evicted have been replaced
+elsewhere: they are `stale`, and removed before anything else is created on it. The
+replacement survives, as with Swarm and the kubelet: it is the copy the cluster has been
+serving from, while the returning copy may have been cut off from its clients.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-DEFAULT_GRACE = 20.0  # seconds an unanswering node keeps its pods before they move
+DEFAULT_GRACE = 4.0  # seconds without an answer before a node is NotReady
+DEFAULT_EVICTION_DELAY = 4.0  # seconds NotReady before its pods are replaced elsewhere
 
 
-class Verdict(enum.Enum):
-    """What a pass makes of a node that did not answer."""
+class State(enum.Enum):
+    """How a node stands, as `podyard get nodes` shows it."""
 
-    SUSPECT = "Suspect"  # within the grace period: wait, its pods are not gone
-    NOT_READY = "NotReady"  # past it: its pods are replaced on other nodes
+    READY = "Ready"
+    NOT_READY = "NotReady"
+    EVICTED = "NotReady,Evicted"
+
+
+@dataclass
+class _Node:
+    first_seen: float
+    last_answer: float | None = None  # None: never answered since the controller started
+    last_error: str = ""
+    state: State = State.READY
+    stale: frozenset[str] = frozenset()  # uids replaced elsewhere, to remove on return
+    known: tuple[str, ...] = ()  # uids of the pods last seen there
+
+
+@dataclass
+class Transition:
+    """A node changed state: one line in the controller's log."""
+
+    node: str
+    before: State
+    after: State
+    reason: str
+
+    def __str__(self) -> str:
+        if self.after is State.READY:
+            return f"node {self.node} is Ready again"
+        if self.after is State.EVICTED:
+            return f"node {self.node} is NotReady ({self.reason}); its pods are replaced elsewhere"
+        return f"node {self.node} is NotReady ({self.reason})"
 
 
 @dataclass
 class Health:
-    """When each node last answered, and since when it has not."""
+    """Every node's answers over time; safe to share between the loop and the prober."""
 
     grace: float = DEFAULT_GRACE
-    failing_since: dict[str, float] = field(default_factory=dict)
-    last_error: dict[str, str] = field(default_factory=dict)
+    eviction_delay: float = DEFAULT_EVICTION_DELAY
+    _nodes: dict[str, _Node] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def answered(self, node: str) -> bool:
-        """The node's engine answered; True when it had not been answering before."""
-        was_failing = node in self.failing_since
-        self.failing_since.pop(node, None)
-        self.last_error.pop(node, None)
-        return was_failing
+    def answered(self, node: str, now: float) -> Transition | None:
+        """The node's engine answered at `now`."""
+        with self._lock:
+            n = self._node(node, now)
+            n.last_answer, n.last_error = now, ""
+            return self._move(node, n, State.READY, "answering")
 
-    def failed(self, node: str, now: float, error: str) -> Verdict:
-        """The node's engine did not answer at `now`: what that means for its pods."""
-        self.failing_since.setdefault(node, now)
-        self.last_error[node] = error
-        return Verdict.NOT_READY if self.lost(node, now) else Verdict.SUSPECT
+    def failed(self, node: str, now: float, error: str) -> Transition | None:
+        """The node's engine did not answer at `now`."""
+        with self._lock:
+            n = self._node(node, now)
+            n.last_error = error
+            return self._judge(node, n, now)
+
+    def tick(self, now: float) -> list[Transition]:
+        """Re-judge every node at `now`: time passes even when no probe returns."""
+        with self._lock:
+            moves = [self._judge(name, n, now) for name, n in self._nodes.items()]
+        return [m for m in moves if m is not None]
+
+    def saw_pods(self, node: str, uids: Iterable[str]) -> None:
+        """The pods a listing found on the node: what would be replaced if it were lost."""
+        with self._lock:
+            if node in self._nodes:
+                self._nodes[node].known = tuple(uids)
+
+    def settled(self, node: str, uids: Iterable[str]) -> None:
+        """These stale pods are gone from the node: nothing more to remove for them."""
+        with self._lock:
+            n = self._nodes.get(node)
+            if n is not None:
+                n.stale = n.stale - set(uids)
+
+    def state(self, node: str) -> State:
+        with self._lock:
+            n = self._nodes.get(node)
+            return n.state if n else State.READY
 
     def ready(self, node: str) -> bool:
-        """Answering, as of the last check: new pods may be placed there."""
-        return node not in self.failing_since
+        """Answering: its pods are observed and acted on, and new pods may go there."""
+        return self.state(node) is State.READY
 
-    def lost(self, node: str, now: float) -> bool:
-        """Not answering for longer than the grace period: its pods are to be replaced."""
-        since = self.failing_since.get(node)
-        return since is not None and now - since >= self.grace
+    def evicted(self, node: str) -> bool:
+        """Lost for good enough that its pods are replaced elsewhere."""
+        return self.state(node) is State.EVICTED
+
+    def stale(self, node: str) -> frozenset[str]:
+        """Uids of pods replaced elsewhere while the node was evicted, still to remove."""
+        with self._lock:
+            n = self._nodes.get(node)
+            return n.stale if n else frozenset()
+
+    def last_answer(self, node: str) -> float | None:
+        with self._lock:
+            n = self._nodes.get(node)
+            return n.last_answer if n else None
+
+    def first_seen(self, node: str) -> float | None:
+        with self._lock:
+            n = self._nodes.get(node)
+            return n.first_seen if n else None
+
+    def last_error(self, node: str) -> str:
+        with self._lock:
+            n = self._nodes.get(node)
+            return n.last_error if n else ""
+
+    def _node(self, node: str, now: float) -> _Node:
+        return self._nodes.setdefault(node, _Node(first_seen=now))
+
+    def _judge(self, name: str, n: _Node, now: float) -> Transition | None:
+        if n.last_error == "":
+            return None  # answering: nothing to judge
+        silent = now - (n.last_answer if n.last_answer is not None else n.first_seen)
+        if silent >= self.grace + self.eviction_delay:
+            return self._move(name, n, State.EVICTED, n.last_error)
+        if silent >= self.grace:
+            return self._move(name, n, State.NOT_READY, n.last_error)
+        return None
+
+    def _move(self, name: str, n: _Node, to: State, reason: str) -> Transition | None:
+        if n.state is to:
+            return None
+        before, n.state = n.state, to
+        if to is State.EVICTED:
+            n.stale, n.known = n.stale | set(n.known), ()
+        return Transition(name, before, to, reason)

@@ -7,18 +7,20 @@ drivers only; what a node's silence means is `cluster/health.py`'s to say.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from reconciler import errors, execute, model, observe, plan
 from reconciler.cluster import config, health
+from reconciler.control import observation, status
 from reconciler.engine import driver
-from reconciler.plan import pods, schedule
+from reconciler.plan import actions, pods, schedule
 
 
 class Reporter(Protocol):
@@ -37,6 +39,9 @@ class Options:
     debounce: float = 0.1
     backoff: plan.Backoff = field(default_factory=plan.Backoff)
     node_grace: float = health.DEFAULT_GRACE
+    eviction_delay: float = health.DEFAULT_EVICTION_DELAY
+    reserved: config.Reserved = field(default_factory=config.Reserved)
+    status_file: Path | None = None  # where each pass reports nodes and pending pods
     settle: float = 1.0  # a pod must stay up this long after the last action to count
     allow_empty: bool = False  # manifests declaring nothing may delete every pod
 
@@ -72,29 +77,27 @@ class Controller:
         self.options = options
         self.reporter = reporter
         self.clock = clock
-        self.health = health.Health(grace=options.node_grace)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, len(drivers)))
+        self.health = health.Health(
+            grace=options.node_grace, eviction_delay=options.eviction_delay
+        )
+        self.observer = observation.Observer(drivers, self.health, clock, self._transition)
+        self._available: frozenset[str] = frozenset(drivers)
+        self._status_warned = False
+        self.scope = next((d.scope for d in drivers.values() if d.scope), "")
+
+    def survey(self) -> observation.View:
+        """Every node probed and listed at once; the silent ones judged (`observation.py`)."""
+        view = self.observer.survey()
+        self._available = view.available
+        return view
 
     def observe_pods(self) -> list[observe.ObservedPod]:
-        """Every pod on every reachable node, one list call per node, nodes in parallel.
+        """The pods the plan counts: fresh from answering nodes, as last seen on silent ones."""
+        return list(self.survey().pods)
 
-        A node that does not answer within its grace period fails the pass (Unreachable), so
-        a slow engine never makes its pods look lost; after the grace period its pods are left
-        out and the plan replaces them elsewhere.
-        """
-        futures = {name: self.pool.submit(d.list_pods) for name, d in self.drivers.items()}
-        pods: list[observe.ObservedPod] = []
-        now = self.clock()
-        for name, future in futures.items():
-            try:
-                pods.extend(future.result())
-                if self.health.answered(name):
-                    self.reporter.info(f"node {name} is answering again")
-            except errors.RETRYABLE as e:
-                if self.health.failed(name, now, str(e)) is health.Verdict.SUSPECT:
-                    raise errors.Unreachable(f"node {name}: {e}") from e
-                self.reporter.warn(f"node {name} is NotReady ({e}); its pods are replaced")
-        return pods
+    def heartbeat(self) -> None:
+        """Probe every node now; a node's change of state is reported as it happens."""
+        self.observer.heartbeat()
 
     def plan(
         self,
@@ -131,19 +134,53 @@ class Controller:
         )
 
     def scheduling_view(self) -> tuple[schedule.Node, ...]:
-        """The nodes as the scheduler sees them: labels, and whether new pods may go there."""
-        return tuple(
-            schedule.Node(n.name, n.labels, self.health.ready(n.name)) for n in self.cluster.nodes
+        """The nodes as the scheduler sees them: labels; whether new pods may go there (Ready,
+        and answering in this pass); what they can hold (the engine's capacity less the
+        reserve; 0, unknown, until the node has answered once)."""
+        reserved = self.options.reserved
+        nodes = []
+        for n in self.cluster.nodes:
+            info = self.observer.info.get(n.name)
+            nodes.append(schedule.Node(
+                n.name,
+                n.labels,
+                self._schedulable(n.name),
+                allocatable_cpu=max(1, info.cpus * 1000 - reserved.cpu) if info else 0,
+                allocatable_memory=max(1, info.memory - reserved.memory) if info else 0,
+            ))
+        return tuple(nodes)
+
+    def write_status(self, the_plan: actions.Plan) -> None:
+        """Report nodes and pending pods for `podyard get` (see `status.py`)."""
+        path = self.options.status_file
+        if path is None:
+            return
+        names = [n.name for n in self.cluster.nodes]
+        doc = status.document(
+            self.scope, self.health, self.observer, names, the_plan, self.clock()
         )
+        if not status.write(path, doc) and not self._status_warned:
+            self._status_warned = True
+            self.reporter.warn(f"cannot write the status file {path}; podyard get shows less")
+
+    def _schedulable(self, node: str) -> bool:
+        return self.health.ready(node) and node in self._available
+
+    def _transition(self, transition: health.Transition) -> None:
+        if transition.after is health.State.READY:
+            self.reporter.info(str(transition))
+        else:
+            self.reporter.warn(str(transition))
 
     def run_pass(
         self, desired: model.DesiredState, stop: threading.Event | None = None
     ) -> PassResult:
-        """Observe, plan, apply once."""
-        observed = self.observe_pods()
-        the_plan = self.plan(desired, observed)
+        """Observe, plan, apply once: on the nodes that answered, stale pods removed first."""
+        view = self.survey()
+        the_plan = _on_available(self.plan(desired, list(view.pods)), view)
+        self.write_status(the_plan)
         if the_plan.empty:
-            return PassResult(the_plan, None, len(observed))
+            return PassResult(the_plan, None, len(view.pods))
         outcome = execute.apply(
             the_plan,
             self.drivers,
@@ -151,7 +188,7 @@ class Controller:
             on_result=self.reporter.action,
             stop=stop,
         )
-        return PassResult(the_plan, outcome, len(observed))
+        return PassResult(the_plan, outcome, len(view.pods))
 
     def converge(
         self, desired: model.DesiredState, stop: threading.Event | None = None
@@ -194,9 +231,20 @@ class Controller:
             d.invalidate_cache()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.observer.close()
         for d in self.drivers.values():
             d.close()
+
+
+def _on_available(the_plan: plan.Plan, view: observation.View) -> plan.Plan:
+    """Only what can be done now: actions on silent nodes wait; stale pods go first."""
+    now = [a for a in the_plan.actions if a.node in view.available]
+    later = len(the_plan.actions) - len(now)
+    waiting = the_plan.waiting
+    if later:
+        silent = sorted({a.node for a in the_plan.actions} - view.available)
+        waiting += (f"{later} action(s) wait for node(s) {', '.join(silent)} to answer",)
+    return dataclasses.replace(the_plan, actions=(*view.stale, *now), waiting=waiting)
 
 
 def _sleep(seconds: float, stop: threading.Event | None) -> None:

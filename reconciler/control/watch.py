@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler import errors, model
-from reconciler.control import passes
+from reconciler.control import observation, passes
 from reconciler.engine import driver
 
 
@@ -56,6 +56,9 @@ def watch(
     observers = [_watch_files(paths, trigger)]
     # A stop must not wait for the next resync: wake the loop as soon as it is asked for.
     threading.Thread(target=_fire_on_stop, args=(stop, trigger), daemon=True).start()
+    threading.Thread(
+        target=_heartbeat, args=(controller, trigger, stop), daemon=True, name="heartbeat"
+    ).start()
     for name, d in controller.drivers.items():
         threading.Thread(
             target=_watch_engine, args=(name, d, trigger, stop), daemon=True, name=f"events-{name}"
@@ -102,6 +105,23 @@ def watch(
 def _fire_on_stop(stop: threading.Event, trigger: Trigger) -> None:
     stop.wait()
     trigger.fire("stop")
+
+
+def _heartbeat(controller: passes.Controller, trigger: Trigger, stop: threading.Event) -> None:
+    """Probe every node each PROBE_INTERVAL; a node changing state wakes the loop, so a lost
+    node's pods are replaced as soon as its eviction delay ends, not at the next resync."""
+    states = {name: controller.health.state(name) for name in controller.drivers}
+    while not stop.wait(observation.PROBE_INTERVAL):
+        try:
+            controller.heartbeat()
+        except Exception as e:  # a probe bug must not silence failure detection for good
+            controller.reporter.warn(f"node heartbeat failed: {e}")
+            continue
+        for name in controller.drivers:
+            now = controller.health.state(name)
+            if now is not states[name]:
+                states[name] = now
+                trigger.fire(f"node {name}: {now.value}")
 
 
 def _next_wait(result: passes.PassResult, resync: float) -> float:

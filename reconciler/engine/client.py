@@ -19,6 +19,7 @@ from reconciler import errors
 
 API_VERSION = "1.41"  # Docker 20.10; newer engines accept it, and no call is made to ask
 LOCAL_ENDPOINT = "unix:///var/run/docker.sock"
+DEFAULT_TIMEOUT = 60.0  # seconds for one call; liveness is the probe's job, not this one's
 
 
 def map_error(e: Exception, what: str) -> errors.EngineError:

@@ -27,6 +27,7 @@ from reconciler.engine import cache, client, events, images, pause, podspec
 
 PAUSE_IMAGE = pause.DEFAULT_IMAGE  # the CLI's --pause-image overrides it
 REFRESH_MAX = 200  # more changed containers than this: one full list is cheaper
+PROBE_TIMEOUT = 1.0  # seconds a liveness probe waits: a live engine answers in milliseconds
 
 
 class Driver(Protocol):
@@ -36,6 +37,9 @@ class Driver(Protocol):
     scope: str | None
     pause_image: str
 
+    def probe(self) -> None: ...
+    def info(self) -> observe.NodeInfo: ...
+    def interrupt_events(self) -> None: ...
     def list_pods(self) -> tuple[observe.ObservedPod, ...]: ...
     def create_pod(self, identity: plan.PodIdentity) -> None: ...
     def restart_container(self, action: plan.RestartContainer) -> None: ...
@@ -66,17 +70,27 @@ def connect(
     """
     drivers: dict[str, Driver] = {}
     for n in cluster.nodes:
-        if n.endpoint.startswith("tcp://"):
-            if cluster.tls is None:
-                raise errors.ClusterError(f"node {n.name}: tcp:// endpoints need TLS files")
-            api = client.remote_api(
-                n.name, n.endpoint, ca=cluster.tls.ca, cert=cluster.tls.cert,
-                key=cluster.tls.key, parallelism=parallelism,
-            )
-        else:
-            api = client.local_api(n.endpoint, parallelism=parallelism)
-        drivers[n.name] = DockerDriver(n.name, api, pause_image=pause_image, scope=scope)
+        api, probe_api = (
+            _client(cluster, n, parallelism, timeout)
+            for timeout in (client.DEFAULT_TIMEOUT, PROBE_TIMEOUT)
+        )
+        drivers[n.name] = DockerDriver(
+            n.name, api, pause_image=pause_image, scope=scope, probe_api=probe_api
+        )
     return drivers
+
+
+def _client(
+    cluster: config.Cluster, n: config.NodeConfig, parallelism: int, timeout: float
+) -> docker.APIClient:
+    if not n.endpoint.startswith("tcp://"):
+        return client.local_api(n.endpoint, parallelism=parallelism, timeout=timeout)
+    if cluster.tls is None:
+        raise errors.ClusterError(f"node {n.name}: tcp:// endpoints need TLS files")
+    return client.remote_api(
+        n.name, n.endpoint, ca=cluster.tls.ca, cert=cluster.tls.cert, key=cluster.tls.key,
+        parallelism=parallelism, timeout=timeout,
+    )
 
 
 class DockerDriver:
@@ -89,9 +103,11 @@ class DockerDriver:
         *,
         pause_image: str = PAUSE_IMAGE,
         scope: str | None = labels.DEFAULT_SCOPE,
+        probe_api: docker.APIClient | None = None,
     ) -> None:
         self.node = node
         self.api = api
+        self.probe_api = probe_api or api  # a short timeout: a dead host must not hang it
         self.pause_image = pause_image
         self.scope = scope
         self.images = images.Images(node, api, pause_image)
@@ -99,6 +115,7 @@ class DockerDriver:
         # Exit state by container id: podyard never restarts a container in place (it makes
         # a new one), so an exited container's exit code and times never change.
         self._exits: dict[str, dict[str, Any]] = {}
+        self._interrupt = threading.Event()
 
     @classmethod
     def local(
@@ -113,11 +130,32 @@ class DockerDriver:
     ) -> DockerDriver:
         """The engine on this host, named after it; makes no call to the engine yet."""
         api = client.local_api(base_url, parallelism=parallelism, timeout=timeout)
-        return cls(node or socket.gethostname(), api, pause_image=pause_image, scope=scope)
+        probe_api = client.local_api(base_url, parallelism=1, timeout=PROBE_TIMEOUT)
+        return cls(node or socket.gethostname(), api, pause_image=pause_image, scope=scope,
+                   probe_api=probe_api)
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pools."""
         self.api.close()
+        if self.probe_api is not self.api:
+            self.probe_api.close()
+
+    # -- liveness -------------------------------------------------------------------------
+
+    def probe(self) -> None:
+        """The engine's `/_ping`, waiting at most PROBE_TIMEOUT; Unreachable when it fails."""
+        with client.engine_errors(self.node, "ping"):
+            self.probe_api.ping()
+
+    def info(self) -> observe.NodeInfo:
+        """The node's capacity and versions, from the engine's `/info`."""
+        with client.engine_errors(self.node, "read engine info"):
+            return observe.NodeInfo.from_json(self.probe_api.info())
+
+    def interrupt_events(self) -> None:
+        """End the open event stream, if any: its node stopped answering, and a stream to a
+        vanished host would otherwise wait forever (it has no read timeout)."""
+        self._interrupt.set()
 
     # -- observing --------------------------------------------------------------------------
 
@@ -218,8 +256,12 @@ class DockerDriver:
     def watch_events(
         self, stop: threading.Event | None = None, on_open: Callable[[], None] | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Events about this driver's containers until `stop`; the cache is live meanwhile."""
-        return events.stream(self.node, self.api, self.scope, self.cache, stop, on_open)
+        """Events about this driver's containers until `stop` or `interrupt_events`; the cache
+        is live meanwhile."""
+        self._interrupt.clear()
+        return events.stream(
+            self.node, self.api, self.scope, self.cache, (stop, self._interrupt), on_open
+        )
 
     def ensure_pause_image(self) -> str:
         """The pause image, present on the node (pulled or built)."""

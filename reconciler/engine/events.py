@@ -26,10 +26,11 @@ def stream(
     api: docker.APIClient,
     scope: str | None,
     containers: cache.ContainerCache,
-    stop: threading.Event | None = None,
+    stops: tuple[threading.Event | None, ...] = (),
     on_open: Callable[[], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Events about podyard containers from now on, until `stop` is set or the engine goes.
+    """Events about podyard containers from now on, until a `stops` event is set or the
+    engine goes.
 
     While the stream is open the cache is live, each event marking its container for a
     refresh. `on_open` is called once the engine has answered the subscription: a list made
@@ -40,16 +41,16 @@ def stream(
         events = api.events(filters=filters, decode=True)
     containers.opened()
     done = threading.Event()
-    if stop is not None:
-        threading.Thread(
-            target=_close_when, args=(events, stop, done), daemon=True, name="events-stop"
-        ).start()
+    watched = [s for s in stops if s is not None]
+    threading.Thread(
+        target=_close_when, args=(events, watched, done), daemon=True, name="events-stop"
+    ).start()
     try:
         if on_open is not None:
             on_open()
         with client.engine_errors(node, "watch events"):
             for event in events:
-                if stop is not None and stop.is_set():
+                if any(s.is_set() for s in watched):
                     return
                 if event.get("id"):
                     containers.mark_dirty(str(event["id"]), event=str(event.get("Action")))
@@ -89,10 +90,10 @@ def message(event: Mapping[str, Any]) -> str:
     return text
 
 
-def _close_when(events: Any, stop: threading.Event, done: threading.Event) -> None:
-    # Poll both: `done` ends this thread when the caller stops iterating first.
-    while not done.is_set():
-        if stop.wait(0.2):
+def _close_when(events: Any, stops: list[threading.Event], done: threading.Event) -> None:
+    # Poll: `done` ends this thread when the caller stops iterating first.
+    while not done.wait(0.1):
+        if any(s.is_set() for s in stops):
             with contextlib.suppress(Exception):
                 events.close()
             return

@@ -89,6 +89,7 @@ def stamp(pod: actions.PodIdentity, node: str, scope: str) -> labels.PodStamp:
         node=node,
         scope=scope,
         grace=pod.template.spec.termination_grace_period_seconds,
+        requests=pod.template.spec.requests,
     )
 
 

@@ -86,6 +86,8 @@ class Plan:
     waiting: tuple[str, ...] = ()
     # When the next pass is due even without events (crash-loop backoff expiring), in seconds.
     requeue_after: float | None = None
+    # Pods no node can take now, as (namespace, name, the scheduler's reason).
+    unschedulable: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def empty(self) -> bool:

@@ -218,7 +218,9 @@ class _Builder:
     def create(
         self, namespace: str, name: str, owner: str, template: model.PodTemplate, reason: str
     ) -> None:
-        node, why_not = self.placed.choose(template.spec)
+        node, why_not = self.placed.choose(
+            schedule.Demand.of(namespace, name, owner, template.spec)
+        )
         if node is None:
             pod = actions.qualified(namespace, name)
             self.waiting.append(f"pod {pod} is unschedulable: {why_not}")
@@ -234,7 +236,7 @@ class _Builder:
         self.deletes.append(
             actions.DeletePod(pod.node, pod.namespace, pod.name, pod.uid, ids, reason)
         )
-        self.placed.release(pod.node)
+        self.placed.release(pod)
 
 
 def _why_replaced(pod: observe.ObservedPod, wanted_hash: str) -> str:

@@ -1,79 +1,197 @@
 """Scheduling: which node each new pod goes to, and why not when none fits.
 
 Pure: it sees the node list and the pods already observed on them, nothing else. The policy
-is the default scheduler's in miniature: filter (node ready, nodeSelector matches, hostPorts
-free), then score (fewest pods wins, the name breaks ties so plans are deterministic).
+is the Kubernetes default scheduler's in miniature, in its order and its words:
+
+- filter: the node is ready (else the not-ready taint), the nodeSelector matches, the
+  hostPorts are free, the CPU and memory requests fit what the node has left;
+- score: fewest pods of the same owner (spreading an RC's replicas), then the least
+  requested node (LeastAllocated), then fewest pods, then the name, so plans are
+  deterministic.
+
+Running pods are never moved: a plan only places the pods it creates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from reconciler import model, observe
+
+# The scheduler's own words, so `reconcile` says what `kubectl describe pod` would.
+NOT_READY = "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
+SELECTOR = "node(s) didn't match Pod's node affinity/selector"
+PORTS = "node(s) didn't have free ports for the requested pod ports"
+CPU = "Insufficient cpu"
+MEMORY = "Insufficient memory"
+NO_NODES = "no nodes available to schedule pods"
+
+Port = tuple[int, str]  # (hostPort, protocol)
+Group = tuple[str, str]  # (namespace, owner): the pods spread apart from each other
+Score = tuple[int, float, int, str]  # lowest wins
 
 
 @dataclass(frozen=True)
 class Node:
+    """A node as the scheduler sees it; an allocatable of 0 is unknown and never filters."""
+
     name: str
     labels: model.Pairs = ()
     ready: bool = True
+    allocatable_cpu: int = 0  # millicores
+    allocatable_memory: int = 0  # bytes
 
 
-def host_ports(spec: model.PodSpec) -> set[tuple[int, str]]:
+@dataclass(frozen=True)
+class Demand:
+    """A pod to place: what it asks of a node, and the group it spreads within."""
+
+    group: Group
+    requests: model.Requests = field(default_factory=model.Requests)
+    node_selector: model.Pairs = ()
+    ports: frozenset[Port] = frozenset()
+
+    @classmethod
+    def of(cls, namespace: str, name: str, owner: str, spec: model.PodSpec) -> Demand:
+        """The demand of a pod named `name`, owned by `owner` ("" for a bare pod)."""
+        return cls(
+            group=group(namespace, name, owner),
+            requests=spec.requests,
+            node_selector=spec.node_selector,
+            ports=frozenset(host_ports(spec)),
+        )
+
+
+def group(namespace: str, name: str, owner: str) -> Group:
+    """The spreading group of a pod: its owner's pods, or the bare pod alone."""
+    return (namespace, owner or f"Pod/{name}")
+
+
+def host_ports(spec: model.PodSpec) -> set[Port]:
     """The (hostPort, protocol) pairs a pod spec claims on its node."""
     return {(p.host_port, p.protocol) for c in spec.containers for p in c.ports if p.host_port}
 
 
+@dataclass
+class _Usage:
+    """What the pods on one node hold: their count, requests, host ports and groups."""
+
+    pods: int = 0
+    cpu: int = 0
+    memory: int = 0
+    ports: set[Port] = field(default_factory=set)
+    groups: Counter[Group] = field(default_factory=Counter)
+
+    def add(self, g: Group, requests: model.Requests, sign: int = 1) -> None:
+        self.pods += sign
+        self.cpu += sign * requests.cpu
+        self.memory += sign * requests.memory
+        self.groups[g] += sign
+
+
 class Placement:
-    """Pods per node, updated as a plan places and removes pods."""
+    """What each node holds, updated as a plan places and removes pods."""
 
     def __init__(self, nodes: Iterable[Node]) -> None:
         self.nodes = {n.name: n for n in nodes}
-        self.count = dict.fromkeys(self.nodes, 0)
-        self.ports: dict[str, set[tuple[int, str]]] = {n: set() for n in self.nodes}
+        self.usage = {name: _Usage() for name in self.nodes}
+        self.labels = {n.name: frozenset(n.labels) for n in self.nodes.values()}
 
     @classmethod
     def from_pods(cls, nodes: Iterable[Node], pods: Iterable[observe.ObservedPod]) -> Placement:
-        """The placement as observed: every pod counts on the node it runs on."""
+        """The placement as observed: every pod counts, with its requests, where it runs."""
         placement = cls(nodes)
         for pod in pods:
-            if pod.node in placement.count:
-                placement.count[pod.node] += 1
+            if pod.node in placement.usage:
+                placement.usage[pod.node].add(_group_of(pod), pod.requests)
         return placement
 
-    def choose(self, spec: model.PodSpec) -> tuple[str | None, str]:
-        """The best node for a pod with this spec, or None and the reason, kubectl-style."""
+    def choose(self, pod: Demand) -> tuple[str | None, str]:
+        """The best node for the pod, now counted there; or None and why, as Kubernetes says."""
         if not self.nodes:
-            return None, "no nodes"
-        rejected: dict[str, int] = {}
-        fits = []
-        wanted = host_ports(spec)
+            return None, NO_NODES
+        fits: list[Node] = []
+        rejected: Counter[str] = Counter()
         for node in self.nodes.values():
-            reason = self._misfit(node, spec, wanted)
-            if reason:
-                rejected[reason] = rejected.get(reason, 0) + 1
-            else:
-                fits.append(node.name)
+            reasons = self._misfits(node, pod)
+            rejected.update(reasons)
+            if not reasons:
+                fits.append(node)
         if not fits:
-            detail = ", ".join(f"{n} {r}" for r, n in sorted(rejected.items()))
-            return None, f"0/{len(self.nodes)} nodes are available: {detail}"
-        best = min(fits, key=lambda n: (self.count[n], n))
-        self.count[best] += 1
-        self.ports[best] |= wanted
-        return best, ""
+            return None, unschedulable(len(self.nodes), rejected)
+        best = min(fits, key=self._scorer(pod, fits))
+        usage = self.usage[best.name]
+        usage.add(pod.group, pod.requests)
+        usage.ports |= pod.ports
+        return best.name, ""
 
-    def release(self, node: str) -> None:
-        """A pod on this node is being deleted."""
-        if self.count.get(node, 0) > 0:
-            self.count[node] -= 1
+    def release(self, pod: observe.ObservedPod) -> None:
+        """An observed pod is being deleted: what it held on its node is free again."""
+        usage = self.usage.get(pod.node)
+        if usage is not None and usage.pods > 0:
+            usage.add(_group_of(pod), pod.requests, sign=-1)
 
-    def _misfit(self, node: Node, spec: model.PodSpec, wanted: set[tuple[int, str]]) -> str:
+    def _misfits(self, node: Node, pod: Demand) -> tuple[str, ...]:
+        """Why the pod does not fit on the node: the first filter that fails, in order."""
         if not node.ready:
-            return "node(s) not ready"
-        labels = dict(node.labels)
-        if any(labels.get(k) != v for k, v in spec.node_selector):
-            return "node(s) didn't match the pod's node selector"
-        if wanted & self.ports[node.name]:
-            return "node(s) didn't have free ports for the requested pod ports"
-        return ""
+            return (NOT_READY,)
+        if not self.labels[node.name].issuperset(pod.node_selector):
+            return (SELECTOR,)
+        usage = self.usage[node.name]
+        if pod.ports & usage.ports:
+            return (PORTS,)
+        return _insufficient(node, usage, pod.requests)
+
+    def _scorer(self, pod: Demand, fits: Sequence[Node]) -> Callable[[Node], Score]:
+        # Requested/allocatable only compares nodes that all know it: a resource whose
+        # allocatable some candidate does not know is left out of everyone's score.
+        cpu = all(n.allocatable_cpu for n in fits)
+        memory = all(n.allocatable_memory for n in fits)
+
+        def key(node: Node) -> Score:
+            usage = self.usage[node.name]
+            load = _load(node, usage, pod.requests, cpu=cpu, memory=memory)
+            return (usage.groups[pod.group], load, usage.pods, node.name)
+
+        return key
+
+
+def _insufficient(node: Node, usage: _Usage, requests: model.Requests) -> tuple[str, ...]:
+    """NodeResourcesFit: each resource the node has too little of left, counted apart.
+
+    As in Kubernetes, a pod that requests none of a resource is never refused for it.
+    """
+    reasons = []
+    if _short(requests.cpu, node.allocatable_cpu, usage.cpu):
+        reasons.append(CPU)
+    if _short(requests.memory, node.allocatable_memory, usage.memory):
+        reasons.append(MEMORY)
+    return tuple(reasons)
+
+
+def _short(requested: int, allocatable: int, used: int) -> bool:
+    """Whether what is left is less than the request; an unknown allocatable (0) never is."""
+    return bool(requested and allocatable) and requested > allocatable - used
+
+
+def _load(node: Node, usage: _Usage, requests: model.Requests, *, cpu: bool, memory: bool) -> float:
+    """LeastAllocated: the mean of requested/allocatable over the compared resources, after
+    placing the pod; 0 when no resource is compared (the pod count decides then)."""
+    shares = []
+    if cpu:
+        shares.append((usage.cpu + requests.cpu) / node.allocatable_cpu)
+    if memory:
+        shares.append((usage.memory + requests.memory) / node.allocatable_memory)
+    return sum(shares) / len(shares) if shares else 0.0
+
+
+def unschedulable(nodes: int, rejected: Counter[str]) -> str:
+    """Why no node fits, as the scheduler's FitError says it: counted, sorted, a period."""
+    histogram = sorted(f"{count} {reason}" for reason, count in rejected.items())
+    return f"0/{nodes} nodes are available: {', '.join(histogram)}."
+
+
+def _group_of(pod: observe.ObservedPod) -> Group:
+    return group(pod.namespace, pod.name, pod.owner)

@@ -54,7 +54,7 @@ class Calls:
             self.filters.append(kwargs.get("filters") or {})
             return real(*args, **kwargs)
 
-        d.api.containers = containers  # type: ignore[method-assign]
+        d.api.containers = containers
 
     def take(self) -> list[dict[str, Any]]:
         taken, self.filters = self.filters, []

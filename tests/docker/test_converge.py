@@ -18,7 +18,7 @@ pytestmark = pytest.mark.docker
 
 def fingerprint(space: Space) -> set[tuple[str, int, str]]:
     """Every container of the namespace: id, creation time, state."""
-    return {(c["Id"], c["Created"], c["State"]) for c in space.containers()}  # type: ignore[misc]
+    return {(c["Id"], c["Created"], c["State"]) for c in space.containers()}
 
 
 def ready_pods(space: Space) -> list[observe.ObservedPod]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -22,21 +21,29 @@ def test_watch_reports_a_death_and_ends_when_stopped(space: Space) -> None:
     app = pod.container("app")
     assert app is not None
     stop = threading.Event()
+    opened = threading.Event()
     seen: list[dict[str, Any]] = []
 
     def watch() -> None:
-        for event in space.d.watch_events(stop):
+        for event in space.d.watch_events(stop, on_open=opened.set):
             seen.append(event)
+
+    def is_death(event: dict[str, Any]) -> bool:
+        return event.get("Action") == "die" and event.get("id") == app.id
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    time.sleep(0.3)  # the stream is open before the kill
-    space.api.kill(app.id)
-    space.wait_for(lambda: any(e.get("Action") == "die" and e.get("id") == app.id for e in seen))
-    stop.set()
-    watcher.join(timeout=5)
+    try:
+        # The engine has answered the subscription: every event from here on is in the stream.
+        assert opened.wait(timeout=20), "the event stream did not open"
+        space.api.kill(app.id)
+        space.wait_for(lambda: any(is_death(e) for e in seen))
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
     assert not watcher.is_alive()
-    attributes = next(e for e in seen if e.get("Action") == "die")["Actor"]["Attributes"]
+    # The stream carries every podyard container of the engine, other tests' too.
+    attributes = next(e for e in seen if is_death(e))["Actor"]["Attributes"]
     assert attributes[labels.UID] == pod.uid
 
 

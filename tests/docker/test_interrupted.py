@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -20,19 +21,24 @@ pytestmark = pytest.mark.docker
 
 HERE = Path(__file__).resolve().parent
 REPLICAS = 20
+# The kill lands once the engine reports this many containers created: the pass is under way,
+# and far from its 2 * REPLICAS containers, even with the one request each of its workers may
+# still have had on its way to the engine.
+CREATED_BEFORE_KILL = 4
 
 # The same pass as the test's, in a process of its own, converging until it is killed.
 CONVERGE = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {here!r})
     from workloads import container, rc, template
-    from reconciler import driver, execute, model, plan, schedule
+    from reconciler import execute, model, plan
+    from reconciler.engine import driver
+    from reconciler.plan import schedule
     namespace = sys.argv[1]
     d = driver.DockerDriver.local()
     tpl = template(container(volume_mounts=(model.VolumeMount("scratch", "/scratch"),)),
                    volumes=(model.Volume("scratch"),))
     desired = rc(namespace, {replicas}, tpl)
-    print("ready", flush=True)
     while True:
         pods = [p for p in d.list_pods() if p.namespace == namespace]
         ctx = plan.Context(now=time.time(), nodes=(schedule.Node(d.node),))
@@ -48,16 +54,23 @@ def desired(namespace: str) -> model.DesiredState:
 
 def test_sigkill_mid_create_then_a_new_pass_repairs_everything(space: Space) -> None:
     script = CONVERGE.format(here=str(HERE), replicas=REPLICAS)
-    with subprocess.Popen([sys.executable, "-c", script, space.namespace],
-                          stdout=subprocess.PIPE, text=True) as child:
+    # Subscribed before the child starts, so none of its creations is missed; `until` ends the
+    # stream should the child never get that far.
+    created = space.api.events(
+        until=int(time.time()) + 120, decode=True,
+        filters={"type": "container", "event": "create",
+                 "label": f"{labels.NAMESPACE}={space.namespace}"},
+    )
+    with subprocess.Popen([sys.executable, "-c", script, space.namespace]) as child:
         try:
-            assert child.stdout is not None and child.stdout.readline() == "ready\n"
-            time.sleep(1.0)
-            partial = len(space.containers())
+            seen = count(created, CREATED_BEFORE_KILL)
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait()
-    assert 0 < partial < 2 * REPLICAS, "the kill should land in the middle of the creation"
+            created.close()
+    assert seen == CREATED_BEFORE_KILL, f"the pass created only {seen} containers"
+    partial = len(space.containers())
+    assert CREATED_BEFORE_KILL <= partial < 2 * REPLICAS, "killed mid-creation, not before or after"
 
     space.converge(desired(space.namespace))
 
@@ -68,7 +81,17 @@ def test_sigkill_mid_create_then_a_new_pass_repairs_everything(space: Space) -> 
     # No orphans: every container and volume of the namespace belongs to a complete pod.
     containers = space.containers()
     assert len(containers) == 2 * REPLICAS
-    assert {c["Labels"][labels.UID] for c in containers} == uids  # type: ignore[index]
+    assert {c["Labels"][labels.UID] for c in containers} == uids
     volumes = space.api.volumes(
         filters={"label": f"{labels.NAMESPACE}={space.namespace}"})["Volumes"] or []
     assert sorted(v["Labels"][labels.UID] for v in volumes) == sorted(uids)
+
+
+def count(events: Iterable[object], wanted: int) -> int:
+    """Consume events until `wanted` have come (or the stream ended); how many came."""
+    seen = 0
+    for _ in events:
+        seen += 1
+        if seen == wanted:
+            break
+    return seen

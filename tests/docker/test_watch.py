@@ -7,7 +7,6 @@ on this engine are neither seen nor pruned.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -16,9 +15,11 @@ import pytest
 
 from reconciler import labels
 
+from . import daemon
 from .conftest import SLEEPER, Yard, rc_manifest
 
 pytestmark = pytest.mark.docker
+
 
 def stop(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGTERM)
@@ -56,9 +57,9 @@ def test_committed_reconciles_head_not_the_working_tree(yard: Yard) -> None:
     yard.write(3)  # uncommitted
     assert yard.reconcile("--committed").returncode == 0
     assert len(yard.running_pods()) == 1
-    labels = yard.app_containers()[0]["Labels"]
-    assert isinstance(labels, dict) and labels[labels.REVISION]
-    assert not labels[labels.REVISION].endswith("-dirty")
+    stamp = yard.app_containers()[0]["Labels"]
+    assert isinstance(stamp, dict) and stamp[labels.REVISION]
+    assert not stamp[labels.REVISION].endswith("-dirty")
 
 
 def test_not_converging_within_the_timeout_exits_2(yard: Yard) -> None:
@@ -101,32 +102,20 @@ def test_watch_follows_edits_keeps_last_valid_state_and_stops_on_sigterm(yard: Y
             process.kill()
 
 
-def _restart_dockerd() -> None:
-    """Stop the engine and start it again, as an operator would on this machine."""
-    pid = subprocess.run(["pgrep", "-xo", "dockerd"], capture_output=True, text=True).stdout
-    if not pid.strip() or shutil.which("dockerd") is None:
-        pytest.skip("dockerd is not a process this test can restart")
-    os.kill(int(pid), signal.SIGTERM)
-    deadline = time.monotonic() + 180  # the engine stops every container first
-    while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0:
-        assert time.monotonic() < deadline, "dockerd did not stop"
-        time.sleep(0.2)
-    # Detached through a shell, as `make docker` starts it: the engine outlives the test.
-    subprocess.run(
-        ["sh", "-c", "nohup setsid dockerd >>/var/log/dockerd.log 2>&1 &"], check=True
-    )
-    while subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        assert time.monotonic() < deadline, "dockerd did not come back"
-        time.sleep(0.2)
-
-
-@pytest.mark.skipif(os.environ.get("PODYARD_NO_ENGINE_RESTART") == "1", reason="asked not to")
+# An opt-out for machines whose engine others are using: a restart stops all their containers.
+@pytest.mark.skipif(
+    os.environ.get("PODYARD_NO_ENGINE_RESTART") == "1",
+    reason="PODYARD_NO_ENGINE_RESTART=1: the engine is shared and must not be restarted",
+)
 def test_watch_survives_an_engine_restart_and_converges(yard: Yard) -> None:
+    engine = daemon.find()  # before anything runs: fails at once where dockerd is no process
     yard.write(2)
     process = yard.watch()
     try:
         yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods")
-        _restart_dockerd()
+        restarted = daemon.restart(engine)
+        assert (restarted.argv, restarted.cwd, restarted.outputs) == (
+            engine.argv, engine.cwd, engine.outputs), "the engine came back with other flags"
         yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods after the restart", 180)
         assert process.poll() is None, yard.output()
         assert stop(process) == 0

@@ -6,19 +6,18 @@ that changed or failed.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
 import docker
 import pytest
 import yaml
+
+from ..support import PlaybookRun
+from ..support import run_playbook as run_playbook  # re-exported: the lab tests use it
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory" / "lab"
@@ -27,7 +26,6 @@ PKI_DIR = LAB_DIR / "pki"
 SSH_KEY = LAB_DIR / "id_ed25519"
 # Written once site.yml has provisioned the lab; removed by the teardown.
 STAMP = LAB_DIR / "provisioned"
-FAILURES = ("runner_on_failed", "runner_on_unreachable")
 SSH_OPTIONS = [
     "-o",
     "StrictHostKeyChecking=no",
@@ -40,60 +38,6 @@ SSH_OPTIONS = [
     "-o",
     "BatchMode=yes",
 ]
-
-
-@dataclass(frozen=True)
-class PlaybookRun:
-    """What one ansible-playbook run did, from ansible-runner's events."""
-
-    status: str
-    rc: int
-    stats: dict[str, dict[str, int]]
-    changed_tasks: list[str] = field(default_factory=list)
-    failed_tasks: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def changed_per_host(self) -> dict[str, int]:
-        """Number of changed tasks per host."""
-        return dict(self.stats.get("changed", {}))
-
-
-def run_playbook(playbook: str, *extra_args: str) -> PlaybookRun:
-    """Run a playbook of this repository against the lab inventory and summarise it."""
-    env = {
-        # ansible-playbook of the interpreter running the tests, even without an activated venv.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-    }
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="podyard-runner-") as private:
-        runner = ansible_runner.run(
-            private_data_dir=private,
-            project_dir=str(REPO),
-            playbook=str(REPO / playbook),
-            inventory=str(INVENTORY),
-            cmdline=" ".join(extra_args) or None,
-            envvars=env,
-            quiet=True,
-        )
-        changed: list[str] = []
-        failed: list[str] = []
-        for event in runner.events:
-            data = event.get("event_data", {})
-            where = f"{data.get('host')}: {data.get('task')}"
-            if event["event"] == "runner_on_ok" and data.get("res", {}).get("changed"):
-                changed.append(where)
-            elif event["event"] in FAILURES and not data.get("ignore_errors"):
-                failed.append(f"{where}: {data.get('res', {}).get('msg', '')}")
-        stats = runner.stats or {}
-        return PlaybookRun(
-            status=runner.status,
-            rc=runner.rc,
-            stats={key: value for key, value in stats.items() if isinstance(value, dict)},
-            changed_tasks=changed,
-            failed_tasks=failed,
-            seconds=time.monotonic() - started,
-        )
 
 
 def require_success(run: PlaybookRun, what: str) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 
 from reconciler import errors, observe
-from reconciler.cli import console, podyard, reconcile
+from reconciler.cli import console, podyard, reconcile, tables
+from reconciler.engine import driver
 
 pytestmark = pytest.mark.unit
 
@@ -17,11 +19,11 @@ pytestmark = pytest.mark.unit
     [(0, "0s"), (59, "59s"), (60, "1m"), (7199, "119m"), (7200, "2h"), (172800, "2d")],
 )
 def test_age_reads_like_kubectl(seconds: float, text: str) -> None:
-    assert podyard.age(seconds) == text
+    assert tables.age(seconds) == text
 
 
 def test_table_pads_columns_like_kubectl() -> None:
-    out = podyard.table([["NAME", "READY"], ["web-abcde", "1/1"], ["db", "0/2"]])
+    out = tables.table([["NAME", "READY"], ["web-abcde", "1/1"], ["db", "0/2"]])
     assert out.splitlines() == ["NAME        READY", "web-abcde   1/1", "db          0/2"]
 
 
@@ -108,17 +110,23 @@ class _Node:
     def __init__(self, name: str, up: bool) -> None:
         self.node, self.up = name, up
 
-    def list_pods(self) -> tuple[observe.ObservedPod, ...]:
+    def probe(self) -> None:
         if not self.up:
-            raise errors.Unreachable(f"list containers on {self.node}: engine unreachable")
+            raise errors.Unreachable(f"ping on {self.node}: engine unreachable")
+
+    def list_pods(self) -> tuple[observe.ObservedPod, ...]:
+        self.probe()
         return (pod(container("running")),)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the Driver protocol: never called
+        raise AttributeError(name)
 
 
 def test_get_lists_the_nodes_that_answer_and_names_those_that_do_not() -> None:
     err = io.StringIO()
     out = console.Console(out=io.StringIO(), err=err)
-    drivers = {"n1": _Node("n1", True), "n2": _Node("n2", False)}
-    pods = podyard._list_reachable(drivers, out)  # type: ignore[arg-type]
+    drivers: dict[str, driver.Driver] = {"n1": _Node("n1", True), "n2": _Node("n2", False)}
+    pods = podyard._list_reachable(drivers, out)
     assert len(pods) == 1
     assert "node n2 is not answering" in err.getvalue()
 
@@ -126,4 +134,4 @@ def test_get_lists_the_nodes_that_answer_and_names_those_that_do_not() -> None:
 def test_get_fails_when_no_node_answers() -> None:
     out = console.Console(out=io.StringIO(), err=io.StringIO())
     with pytest.raises(errors.Unreachable):
-        podyard._list_reachable({"n1": _Node("n1", False)}, out)  # type: ignore[arg-type]
+        podyard._list_reachable({"n1": _Node("n1", False)}, out)

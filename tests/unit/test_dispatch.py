@@ -38,7 +38,7 @@ class Recorder:
 )
 def test_each_action_reaches_its_own_handler(action: plan.Action, method: str, verb: str) -> None:
     driver = Recorder()
-    execute.perform(action, driver)  # type: ignore[arg-type]
+    execute.perform(action, driver)
     assert driver.calls == [method]
     assert console.past_tense(action) == verb
 

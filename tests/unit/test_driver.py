@@ -47,7 +47,8 @@ def _api_error(
 ) -> Exception:
     response = requests.Response()
     response.status_code = status
-    return kind("engine said no", response=response, explanation="because")
+    error: Exception = kind("engine said no", response=response, explanation="because")
+    return error
 
 
 @pytest.mark.parametrize(

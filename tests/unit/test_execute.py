@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -36,12 +37,18 @@ def restart(name: str, node: str = "n1") -> plan.RestartContainer:
 
 
 class FakeDriver:
-    """Records calls; fails the pods named in `failing`; can hold actions on a gate."""
+    """Records calls; fails the pods named in `failing`; can hold each action on `hold`.
 
-    def __init__(self, node: str, failing: set[str] | None = None, delay: float = 0.0) -> None:
+    `hold` runs while the action counts as running: a `threading.Barrier(n).wait` there
+    forces n actions to be under way at once, whatever the scheduler does, and a broken
+    barrier (timeout) fails the action instead of hanging the test.
+    """
+
+    def __init__(self, node: str, failing: set[str] | None = None,
+                 hold: Callable[[], object] | None = None) -> None:
         self.node = node
         self.failing = failing or set()
-        self.delay = delay
+        self.hold = hold
         self.calls: list[str] = []
         self.lock = threading.Lock()
         self.running = 0
@@ -51,7 +58,8 @@ class FakeDriver:
         with self.lock:
             self.running += 1
             self.peak = max(self.peak, self.running)
-        time.sleep(self.delay)
+        if self.hold is not None:
+            self.hold()
         with self.lock:
             self.running -= 1
             self.calls.append(f"{verb} {name}")
@@ -72,7 +80,7 @@ class FakeDriver:
 
 
 def run(the_plan: plan.Plan, *drivers: FakeDriver, **kw: Any) -> execute.Outcome:
-    return execute.apply(the_plan, {d.node: d for d in drivers}, **kw)  # type: ignore[arg-type]
+    return execute.apply(the_plan, {d.node: d for d in drivers}, **kw)
 
 
 def test_runs_deletes_then_creates_then_restarts() -> None:
@@ -91,9 +99,13 @@ def test_a_failed_action_is_reported_and_the_others_still_run() -> None:
 
 
 def test_parallelism_is_bounded_per_node() -> None:
-    n1, n2 = FakeDriver("n1", delay=0.02), FakeDriver("n2", delay=0.02)
+    # Each action waits until three of its node run at once: all twelve can only pass if the
+    # node's pool runs three together, and `peak` shows it never ran a fourth.
+    n1, n2 = (FakeDriver(node, hold=threading.Barrier(3, timeout=10).wait)
+              for node in ("n1", "n2"))
     actions = tuple(create(f"p{i}", node) for i in range(12) for node in ("n1", "n2"))
-    run(plan.Plan(actions), n1, n2, parallelism=3)
+    outcome = run(plan.Plan(actions), n1, n2, parallelism=3)
+    assert outcome.complete, [str(r.error) for r in outcome.failed]
     assert n1.peak == 3 and n2.peak == 3
 
 
@@ -107,21 +119,23 @@ def test_reports_each_result_as_it_happens_one_at_a_time() -> None:
         inside.release()
 
     outcome = run(plan.Plan(tuple(create(f"p{i}") for i in range(10))),
-                  FakeDriver("n1", delay=0.01), on_result=report)
+                  FakeDriver("n1", hold=functools.partial(time.sleep, 0.01)), on_result=report)
     assert seen == list(outcome.results) and len(seen) == 10
     assert all(r.seconds >= 0.01 for r in seen)
 
 
 def test_a_stop_lets_running_actions_finish_and_starts_no_more() -> None:
     stop = threading.Event()
-    d = FakeDriver("n1", delay=0.05)
+    # Neither of the first two actions ends before both have started: the stop, set as the
+    # first one ends, finds exactly two under way, and each worker sees it before the next.
+    d = FakeDriver("n1", hold=threading.Barrier(2, timeout=10).wait)
 
     def stop_after_first(result: execute.Result) -> None:
         stop.set()
 
     actions = tuple(create(f"p{i}") for i in range(6))
     outcome = run(plan.Plan(actions), d, parallelism=2, on_result=stop_after_first, stop=stop)
-    assert len(outcome.results) == 2  # the two already running when the stop came
+    assert [r.ok for r in outcome.results] == [True, True]  # both ran to their end
     assert len(outcome.skipped) == 4 and not outcome.complete
 
 

@@ -1,18 +1,20 @@
 """The controller's pass logic with a stand-in for the engines and an injected clock.
 
 The engines themselves are covered by the docker and lab tiers; here only what the loop
-decides: when a silent node fails the pass, when its pods are given up, what empties a scope.
+decides: a silent node never holds up the others, when its pods are given up, what happens
+when it comes back, what empties a scope.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from reconciler import errors, execute, model, observe, plan
-from reconciler.cluster import config
+from reconciler.cluster import config, health
 from reconciler.control import passes
 
 pytestmark = pytest.mark.unit
@@ -25,10 +27,22 @@ class Engine:
         self.node = name
         self.pods = pods
         self.down = False
+        self.interrupted = 0
+        self.scope: str | None = "default"
+        self.pause_image = "podyard/pause:1"
 
-    def list_pods(self) -> tuple[observe.ObservedPod, ...]:
+    def probe(self) -> None:
         if self.down:
             raise errors.Unreachable(f"{self.node}: connection refused")
+
+    def info(self) -> observe.NodeInfo:
+        return observe.NodeInfo(cpus=2, memory=4 * 2**30, engine_version="20.10.24")
+
+    def interrupt_events(self) -> None:
+        self.interrupted += 1
+
+    def list_pods(self) -> tuple[observe.ObservedPod, ...]:
+        self.probe()
         return self.pods
 
     def invalidate_cache(self) -> None:
@@ -36,6 +50,9 @@ class Engine:
 
     def close(self) -> None:
         pass
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the Driver protocol: never called
+        raise AttributeError(name)
 
 
 class Notes:
@@ -106,56 +123,112 @@ def setup() -> Iterator[tuple[passes.Controller, dict[str, Engine], list[float],
     controller = passes.Controller(
         CLUSTER,
         engines,
-        passes.Options(node_grace=20),
+        passes.Options(node_grace=4, eviction_delay=4),
         notes,
-        clock=lambda: now[0],  # type: ignore[arg-type]
+        clock=lambda: now[0],
     )
     yield controller, engines, now, notes
     controller.close()
 
 
-def test_a_silent_node_fails_the_pass_during_its_grace_period(setup: Any) -> None:
+DESIRED = model.DesiredState(controllers=(WEB,))
+
+
+def kinds(the_plan: plan.Plan) -> list[tuple[str, str]]:
+    return [(type(a).__name__, a.node) for a in the_plan.actions]
+
+
+def test_a_silent_node_holds_up_nothing_and_its_pods_still_count(setup: Any) -> None:
     controller, engines, now, _ = setup
+    controller.run_pass(DESIRED)
     engines["n2"].down = True
-    with pytest.raises(errors.Unreachable, match="node n2"):
-        controller.observe_pods()
-    now[0] += 19
-    with pytest.raises(errors.Unreachable):
-        controller.observe_pods()
+    now[0] += 1
+    view = controller.survey()
+    assert view.available == {"n1"}
+    assert sorted(p.name for p in view.pods) == ["web-a", "web-b"]  # as last seen
+    assert controller.run_pass(DESIRED).plan.empty  # nothing replaced early
+    assert engines["n2"].interrupted  # its event stream is not left hanging
 
 
-def test_after_the_grace_period_a_lost_nodes_pods_are_replaced_elsewhere(setup: Any) -> None:
+def test_actions_on_a_silent_node_wait_while_the_others_proceed(setup: Any) -> None:
+    controller, engines, _, _ = setup
+    engines["n2"].pods = (dataclasses.replace(engines["n2"].pods[0], pause=None),)  # broken
+    controller.survey()
+    engines["n2"].down = True
+    solo = model.Pod("default", "solo", TEMPLATE)
+    desired = model.DesiredState(pods=(solo,), controllers=(WEB,))
+    result = controller.run_pass(desired)
+    # web-b's deletion (its sandbox is gone) waits for n2; the replacement and the new bare
+    # pod go to n1, which answers.
+    assert kinds(result.plan) == [("CreatePod", "n1"), ("CreatePod", "n1")]
+    assert any("1 action(s) wait for node(s) n2" in w for w in result.plan.waiting)
+
+
+def test_a_lost_nodes_pods_are_replaced_after_grace_and_eviction_delay(setup: Any) -> None:
     controller, engines, now, notes = setup
+    controller.run_pass(DESIRED)
     engines["n2"].down = True
-    with pytest.raises(errors.Unreachable):
-        controller.observe_pods()
-    now[0] += 20
-    observed = controller.observe_pods()
-    assert [p.name for p in observed] == ["web-a"]
-    assert any("node n2 is NotReady" in line for line in notes.lines)
-    the_plan = controller.plan(model.DesiredState(controllers=(WEB,)), observed)
-    assert [(type(a).__name__, a.node) for a in the_plan.actions] == [("CreatePod", "n1")]
+    now[0] += 3.9
+    assert controller.run_pass(DESIRED).plan.empty
+    now[0] += 0.2  # 4.1 s silent: NotReady, its pods still count
+    assert controller.run_pass(DESIRED).plan.empty
+    assert "warning: node n2 is NotReady (n2: connection refused)" in notes.lines
+    now[0] += 4  # 8.1 s: evicted
+    the_plan = controller.plan(DESIRED, controller.observe_pods())
+    assert kinds(the_plan) == [("CreatePod", "n1")]
+    assert any("its pods are replaced elsewhere" in line for line in notes.lines)
 
 
-def test_a_node_that_answers_again_is_ready_again(setup: Any) -> None:
+def test_a_returning_node_loses_its_replaced_pods_before_anything_else(setup: Any) -> None:
     controller, engines, now, notes = setup
+    controller.run_pass(DESIRED)
     engines["n2"].down = True
-    now[0] += 30
-    with pytest.raises(errors.Unreachable):
-        controller.observe_pods()
+    now[0] += 9
+    controller.run_pass(DESIRED)  # evicted: web-b is replaced on n1
+    engines["n1"].pods += (running_pod("n1", "web-c", TEMPLATE),)
     engines["n2"].down = False
-    assert len(controller.observe_pods()) == 2
-    assert "node n2 is answering again" in notes.lines
-    assert controller.plan(model.DesiredState(controllers=(WEB,)), controller.observe_pods()).empty
+    result = controller.run_pass(DESIRED)
+    assert "node n2 is Ready again" in notes.lines
+    [delete] = result.plan.actions
+    assert isinstance(delete, plan.DeletePod)
+    assert (delete.node, delete.name) == ("n2", "web-b")
+    assert "replaced elsewhere" in delete.reason
+    engines["n2"].pods = ()
+    assert controller.run_pass(DESIRED).plan.empty  # exactly 2 again, and no more deletes
+
+
+def test_a_node_back_before_eviction_keeps_its_pods(setup: Any) -> None:
+    controller, engines, now, notes = setup
+    controller.run_pass(DESIRED)
+    engines["n2"].down = True
+    now[0] += 5
+    controller.run_pass(DESIRED)
+    engines["n2"].down = False
+    assert controller.run_pass(DESIRED).plan.empty
+    assert "node n2 is Ready again" in notes.lines
 
 
 def test_the_scheduler_sees_a_silent_node_as_not_ready(setup: Any) -> None:
     controller, engines, _, _ = setup
     engines["n2"].down = True
-    with pytest.raises(errors.Unreachable):
-        controller.observe_pods()
+    controller.survey()
     view = controller.scheduling_view()
     assert [(n.name, n.ready) for n in view] == [("n1", True), ("n2", False)]
+    assert view[0].allocatable_cpu == 2000 - 100  # the engine's capacity less the reserve
+    assert view[0].allocatable_memory == 4 * 2**30 - 256 * 2**20
+    assert view[1].allocatable_cpu == 0  # never answered: unknown
+
+
+def test_the_heartbeat_notices_a_node_without_a_pass(setup: Any) -> None:
+    controller, engines, now, _ = setup
+    controller.heartbeat()
+    engines["n2"].down = True
+    now[0] += 5
+    controller.heartbeat()
+    assert controller.health.state("n2") is health.State.NOT_READY
+    now[0] += 4
+    controller.heartbeat()
+    assert controller.health.evicted("n2")
 
 
 def test_manifests_declaring_nothing_do_not_empty_a_scope_by_default(setup: Any) -> None:
@@ -170,7 +243,7 @@ def test_allow_empty_lets_empty_manifests_delete_everything() -> None:
     engines = {"n1": Engine("n1", (running_pod("n1", "web-a", TEMPLATE),))}
     controller = passes.Controller(
         config.Cluster(nodes=(config.NodeConfig("n1", "unix:///a"),)),
-        engines,  # type: ignore[arg-type]
+        engines,
         passes.Options(allow_empty=True),
         Notes(),
     )

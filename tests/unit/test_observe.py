@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reconciler import labels, observe
+from reconciler import labels, model, observe
 
 pytestmark = pytest.mark.unit
 
@@ -102,6 +102,26 @@ def test_pod_without_pause_is_pending_and_keeps_its_identity() -> None:
 )
 def test_parses_docker_timestamps(text: str, expected: float) -> None:
     assert observe.parse_time(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("cpu=250,memory=67108864", model.Requests(250, 67108864)),
+        ("memory=1", model.Requests(0, 1)),
+        (None, model.Requests()),  # a pod created before the label existed requests nothing
+        ("cpu=lots,memory=-5", model.Requests()),
+        ("garbage", model.Requests()),
+    ],
+)
+def test_a_pods_requests_are_read_back_from_its_label(
+    label: str | None, expected: model.Requests
+) -> None:
+    pause = raw("POD")
+    if label is not None:
+        pause["Labels"][labels.REQUESTS] = label
+    (pod,) = observe.group_pods("n1", [pause])
+    assert pod.requests == expected
 
 
 def test_unreadable_labels_do_not_break_observation() -> None:

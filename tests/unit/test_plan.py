@@ -288,7 +288,7 @@ def test_node_selector_limits_placement_and_says_why_not() -> None:
     assert p.empty
     assert p.waiting == (
         "pod db is unschedulable: 0/2 nodes are available: "
-        "2 node(s) didn't match the pod's node selector",
+        "2 node(s) didn't match Pod's node affinity/selector.",
     )
 
 

@@ -203,6 +203,7 @@ def test_labels_carry_the_pod_and_read_back_as_written() -> None:
         labels.POD_LABELS: '{"app": "web"}',
         labels.NODE: "node1",
         labels.GRACE: "30",
+        labels.REQUESTS: "cpu=0,memory=0",
     }
     app_labels = specs.apps[0].config["Labels"]
     assert app_labels.keys() - pause_labels.keys() == {labels.RESTARTS, labels.STREAK}
@@ -241,3 +242,38 @@ def test_the_same_pod_gives_the_same_requests() -> None:
     c = model.Container("app", "busybox", env=(("A", "1"),))
     first = podspec.pod(identity(c), "node1", "default", "p").as_dict()
     assert podspec.pod(identity(c), "node1", "default", "p").as_dict() == first
+
+
+@pytest.mark.parametrize(
+    ("containers", "label"),
+    [
+        ((model.Container("app", "busybox"),), "cpu=0,memory=0"),
+        (
+            (
+                model.Container(
+                    "a", "busybox", resources=model.Resources(cpu_request=250, memory_request=2**26)
+                ),
+                model.Container("b", "busybox", resources=model.Resources(cpu_request=100)),
+            ),
+            "cpu=350,memory=67108864",
+        ),
+        (  # a limit without a request requests the limit, as the API server defaults it
+            (
+                model.Container(
+                    "app",
+                    "busybox",
+                    resources=model.build_resources({"limits": {"cpu": "1", "memory": "1Gi"}}),
+                ),
+            ),
+            "cpu=1000,memory=1073741824",
+        ),
+    ],
+)
+def test_every_container_carries_the_pods_summed_requests(
+    containers: tuple[model.Container, ...], label: str
+) -> None:
+    specs = podspec.pod(identity(*containers), "node1", "default", "podyard/pause:1")
+    for spec in (specs.pause, *specs.apps):
+        assert spec.config["Labels"][labels.REQUESTS] == label
+    read = labels.decode_pod(specs.pause.config["Labels"], "node1").requests
+    assert read == identity(*containers).template.spec.requests

@@ -1,0 +1,226 @@
+"""Benchmark: planning at scale, pure code: `plan.diff` with scheduling, 10,000 pods, 100 nodes.
+
+The desired state is 100 ReplicationControllers of 100 replicas each (10,000 pods), every
+template with CPU and memory requests (three sizes, 50m-250m and 64-256 MiB), on 100 nodes
+of 16 CPUs and 32 GiB with known allocatable, so every filter and score of the scheduler
+runs for every pod. Each round times:
+  * from nothing: `plan.diff` with no pod observed: 10,000 creations, each placed by
+    `schedule.Placement.choose` over the 100 nodes; target <= 1 s;
+  * idle: `plan.diff` with the 10,000 pods observed as they were placed (built as
+    `observe.ObservedPod`s in memory, requests included), which plans nothing, as a
+    `--watch` pass with nothing changed does; target <= 100 ms.
+The plans are checked, asserted: every pod placed, no node over its allocatable, each RC's
+replicas spread evenly (100 over 100 nodes: one per node), and the idle plan empty.
+
+    .venv/bin/python bench/plan.py [--rcs 100] [--replicas 100] [--nodes 100] [--rounds 7]
+                                   [--profile] [--output FILE]
+
+Needs no Docker engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import itertools
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+# Run as `python bench/plan.py`: the repository root, not bench/, must be on the path
+# for `bench.report` (and `reconciler` without an installed package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import report
+from reconciler import model, observe, plan
+from reconciler.plan import schedule
+
+FROM_NOTHING_TARGET_S = 1.0
+IDLE_TARGET_MS = 100.0
+NODE_CPU = 16_000  # millicores
+NODE_MEMORY = 32 * 2**30
+SIZES = ((50, 64 * 2**20), (100, 128 * 2**20), (250, 256 * 2**20))  # (cpu, memory) per pod
+NOW = 1_700_000_000.0
+
+
+def desired_state(rcs: int, replicas: int) -> model.DesiredState:
+    """`rcs` ReplicationControllers of `replicas` pods, each of one of three sizes."""
+    controllers = []
+    for i in range(rcs):
+        cpu, memory = SIZES[i % len(SIZES)]
+        resources = model.Resources(cpu_request=cpu, memory_request=memory)
+        container = model.Container("app", f"registry.local/app-{i}:1", resources=resources)
+        labels = (("app", f"app-{i:03d}"),)
+        template = model.PodTemplate(labels, (), model.PodSpec(containers=(container,)))
+        controllers.append(
+            model.ReplicationController(
+                "default", f"app-{i:03d}", labels, replicas, labels, template
+            )
+        )
+    return model.DesiredState(controllers=tuple(controllers))
+
+
+def nodes(count: int) -> tuple[schedule.Node, ...]:
+    return tuple(
+        schedule.Node(f"node-{i:03d}", (), True, NODE_CPU, NODE_MEMORY) for i in range(count)
+    )
+
+
+def context(cluster: tuple[schedule.Node, ...]) -> plan.Context:
+    """Deterministic names and uids, so every round plans exactly the same."""
+    names = itertools.count()
+    return plan.Context(
+        now=NOW,
+        nodes=cluster,
+        suffix=lambda: f"{next(names):05d}",
+        uid=lambda namespace, name: f"uid-{namespace}-{name}",
+    )
+
+
+def observed_as_placed(created: plan.Plan) -> list[observe.ObservedPod]:
+    """The pods of a plan as the next pass would observe them: running, labels read back."""
+    pods = []
+    for i, action in enumerate(created.creates()):
+        identity = action.pod
+        pause = observe.ObservedContainer(f"p{i}", "POD", f"p{i}", "pause", "running", NOW - 60)
+        app = observe.ObservedContainer(f"a{i}", "app", f"a{i}", "app", "running", NOW - 60)
+        pods.append(
+            observe.ObservedPod(
+                node=action.node,
+                namespace=identity.namespace,
+                name=identity.name,
+                uid=identity.uid,
+                owner=identity.owner,
+                template_hash=identity.template_hash,
+                revision=identity.revision,
+                labels=identity.template.labels,
+                pause=pause,
+                containers=(app,),
+                requests=identity.template.spec.requests,
+            )
+        )
+    return pods
+
+
+def check(created: plan.Plan, idle: plan.Plan, args: argparse.Namespace) -> None:
+    """What the timed plans must be, or the times mean nothing."""
+    creates = created.creates()
+    assert len(creates) == args.rcs * args.replicas and not created.waiting, "all placed"
+    used: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    per_rc: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for a in creates:
+        requests = a.pod.template.spec.requests
+        used[a.node][0] += requests.cpu
+        used[a.node][1] += requests.memory
+        per_rc[a.pod.owner][a.node] += 1
+    assert all(cpu <= NODE_CPU and mem <= NODE_MEMORY for cpu, mem in used.values())
+    assert len(per_rc) == args.rcs
+    for counts in per_rc.values():  # spread: no node holds two more of an RC than another
+        spread = [counts[n.name] for n in nodes(args.nodes)]
+        assert max(spread) - min(spread) <= 1, "each RC spread evenly"
+    assert idle.empty and not idle.waiting, "the idle pass plans nothing"
+
+
+def timed_diff(
+    desired: model.DesiredState,
+    observed: list[observe.ObservedPod],
+    cluster: tuple[schedule.Node, ...],
+) -> tuple[float, plan.Plan]:
+    """One `plan.diff`, and the seconds it took."""
+    ctx = context(cluster)
+    started = time.perf_counter()
+    result = plan.diff(desired, observed, ctx)
+    return time.perf_counter() - started, result
+
+
+def measure(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Seconds per round of each measurement."""
+    desired, cluster = desired_state(args.rcs, args.replicas), nodes(args.nodes)
+    series: dict[str, list[float]] = {"from nothing": [], "idle": []}
+    for _ in range(args.rounds):
+        took, created = timed_diff(desired, [], cluster)
+        idle_took, idle = timed_diff(desired, observed_as_placed(created), cluster)
+        check(created, idle, args)
+        series["from nothing"].append(took)
+        series["idle"].append(idle_took)
+    return series
+
+
+def profile(args: argparse.Namespace) -> None:
+    """Where the time of one plan from nothing and one idle plan goes, on stderr."""
+    desired, cluster = desired_state(args.rcs, args.replicas), nodes(args.nodes)
+    profiler = cProfile.Profile()
+    created = profiler.runcall(plan.diff, desired, [], context(cluster))
+    observed = observed_as_placed(created)
+    profiler.runcall(plan.diff, desired, observed, context(cluster))
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
+
+
+def write_results(
+    out: report.Report, series: dict[str, list[float]], args: argparse.Namespace
+) -> None:
+    pods = args.rcs * args.replicas
+    out.rounds(
+        f"{pods:,} pods ({args.rcs} RCs x {args.replicas}) on {args.nodes} nodes, per round",
+        {
+            "`plan.diff` from nothing (10,000 creations, scheduled)": [
+                s * 1000 for s in series["from nothing"]
+            ],
+            "`plan.diff` idle (all observed, nothing planned)": [s * 1000 for s in series["idle"]],
+        },
+        "ms",
+    )
+    scratch = statistics.median(series["from nothing"])
+    idle = statistics.median(series["idle"]) * 1000
+    rows = [
+        [
+            "plan from nothing (diff + scheduling)",
+            f"**{scratch:.3f} s**",
+            f"{scratch / pods * 1e6:.1f} µs",
+            f"<= {FROM_NOTHING_TARGET_S:.0f} s",
+            "met" if scratch <= FROM_NOTHING_TARGET_S else "**missed**",
+        ],
+        [
+            "idle pass (nothing to do)",
+            f"**{idle:.1f} ms**",
+            f"{idle / pods * 1000:.1f} µs",
+            f"<= {IDLE_TARGET_MS:.0f} ms",
+            "met" if idle <= IDLE_TARGET_MS else "**missed**",
+        ],
+    ]
+    out.table(
+        f"{pods:,} pods on {args.nodes} nodes: medians of {args.rounds} rounds",
+        ["measurement", "median", "per pod", "target", ""],
+        rows,
+        "Checked in every round, asserted: every pod placed, no node over its allocatable "
+        "CPU or memory, each RC spread evenly over the nodes, and the idle plan empty.",
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rcs", type=int, default=100)
+    parser.add_argument("--replicas", type=int, default=100)
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="cProfile one round to stderr")
+    parser.add_argument("--output", type=Path, default=report.default_output(__file__))
+    args = parser.parse_args()
+    if args.profile:
+        profile(args)
+        return 0
+    out = report.Report(
+        f"Planning at scale: {args.rcs * args.replicas:,} pods on {args.nodes} nodes",
+        docker=False,
+    )
+    out.describe(__doc__.split("\n\n")[1].strip())
+    write_results(out, measure(args), args)
+    out.write(args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

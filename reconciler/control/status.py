@@ -1,0 +1,96 @@
+"""The controller's status file: what only the controller knows, for `podyard get` to show.
+
+Each pass writes it atomically (a temporary file renamed over the old one): every node's
+state with its first and last answer, and the pods no node can take, with the scheduler's
+reason. It is a report, not state: nothing reads it back to decide anything, and a missing or
+stale file only makes `podyard` show less.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reconciler import plan
+from reconciler.cluster import health
+from reconciler.control import observation
+
+DIRECTORY = Path("/run/podyard")
+
+
+def default_path(scope: str) -> Path:
+    """Where the controller of a scope writes its status."""
+    return DIRECTORY / f"status-{scope}.json"
+
+
+def document(
+    scope: str,
+    nodes: health.Health,
+    observer: observation.Observer,
+    names: list[str],
+    the_plan: plan.Plan,
+    now: float,
+) -> dict[str, Any]:
+    """The status of one pass, as plain JSON data."""
+    return {
+        "scope": scope,
+        "time": now,
+        "nodes": {name: _node(name, nodes, observer) for name in names},
+        "pending": [
+            {"namespace": ns, "name": name, "reason": reason}
+            for ns, name, reason in the_plan.unschedulable
+        ],
+        "waiting": list(the_plan.waiting),
+    }
+
+
+def _node(name: str, nodes: health.Health, observer: observation.Observer) -> dict[str, Any]:
+    info = observer.info.get(name)
+    return {
+        "state": nodes.state(name).value,
+        "firstSeen": nodes.first_seen(name),
+        "lastAnswer": nodes.last_answer(name),
+        "lastError": nodes.last_error(name),
+        "cpus": info.cpus if info else 0,
+        "memory": info.memory if info else 0,
+        "version": info.engine_version if info else "",
+        "os": info.os if info else "",
+        "kernel": info.kernel if info else "",
+    }
+
+
+def write(path: Path, data: dict[str, Any]) -> bool:
+    """Replace the status file at once; False when it cannot be written (not an error)."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".status-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        return False
+    return True
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    """A status file's content; None when there is none or it cannot be read."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_all(scope: str | None) -> list[dict[str, Any]]:
+    """The status of one scope, or of every scope whose controller wrote one here."""
+    paths = [default_path(scope)] if scope else sorted(DIRECTORY.glob("status-*.json"))
+    return [d for d in (read(p) for p in paths) if d is not None]

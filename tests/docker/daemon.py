@@ -1,0 +1,161 @@
+"""The machine's dockerd as a process: found by the socket it serves, restarted as it was started.
+
+A restart must give back the engine the machine had: the same argv (flags such as
+`--containerd=...` or `--data-root`), working directory, environment and output targets.
+Only `/proc` is read, so it works wherever the engine is a process of this machine (no
+systemd needed), and it refuses where it is not (a remote engine, a socket mounted in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from reconciler.engine import client
+
+SOCKET = "/var/run/docker.sock"  # where docker.APIClient() connects by default
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """How a running dockerd was started: everything needed to start it again the same way."""
+
+    socket: str  # the Unix socket it serves the Engine API on
+    pid: int
+    argv: tuple[str, ...]
+    cwd: str
+    env: dict[str, str]
+    outputs: tuple[str, str]  # where its stdout and stderr went (readlink of fd 1 and 2)
+
+
+def find(socket_path: str = SOCKET) -> Daemon:
+    """The dockerd process listening on `socket_path`; AssertionError saying why if none."""
+    inodes = _listening_inodes(socket_path)
+    holders = [pid for pid in _pids_named("dockerd") if inodes & _socket_inodes(pid)]
+    if len(holders) != 1:
+        raise AssertionError(
+            f"no single dockerd process of this machine serves {socket_path} (found {holders}):"
+            " this test restarts the engine, so it needs the engine running here"
+        )
+    return describe(socket_path, holders[0])
+
+
+def describe(socket_path: str, pid: int) -> Daemon:
+    """How process `pid`, serving `socket_path`, was started, read from /proc."""
+    proc = PROC / str(pid)
+    argv = tuple((proc / "cmdline").read_bytes().decode().split("\0")[:-1])
+    env = dict(
+        entry.split("=", 1)
+        for entry in (proc / "environ").read_bytes().decode().split("\0")
+        if "=" in entry
+    )
+    outputs = (os.readlink(proc / "fd" / "1"), os.readlink(proc / "fd" / "2"))
+    return Daemon(socket_path, pid, argv, os.readlink(proc / "cwd"), env, outputs)
+
+
+def restart(daemon: Daemon, timeout: float = 180) -> Daemon:
+    """Stop the engine (SIGTERM), start it again exactly as it was, and wait until it answers.
+
+    The new process is detached in a session of its own (the engine outlives the tests) and
+    appends to the files or pipes the old one wrote to. Returns the new process, as found.
+    """
+    deadline = time.monotonic() + timeout
+    with _reopened_outputs(daemon) as (stdout, stderr):  # opened while the old one lives
+        os.kill(daemon.pid, signal.SIGTERM)
+        _wait(lambda: not _alive(daemon.pid), deadline, "dockerd to stop")
+        setsid = shutil.which("setsid")
+        assert setsid is not None, "setsid (util-linux) is needed to detach the engine"
+        subprocess.run(
+            [setsid, "--fork", *daemon.argv], cwd=daemon.cwd, env=daemon.env,
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, check=True,
+        )
+    _wait(lambda: _answers(daemon.socket), deadline, "dockerd to answer again")
+    return find(daemon.socket)
+
+
+@contextlib.contextmanager
+def _reopened_outputs(daemon: Daemon) -> Iterator[tuple[int, int]]:
+    """The old process's stdout and stderr targets, opened again for appending.
+
+    Through /proc/<pid>/fd, so a pipe or a deleted log file is reached as well as a path;
+    one descriptor when both went to the same place (`>log 2>&1`), so the order of lines holds.
+    """
+    opened: dict[str, int] = {}
+    try:
+        for n, target in zip((1, 2), daemon.outputs, strict=True):
+            if target not in opened:
+                opened[target] = os.open(PROC / str(daemon.pid) / "fd" / str(n),
+                                         os.O_WRONLY | os.O_APPEND)
+        yield opened[daemon.outputs[0]], opened[daemon.outputs[1]]
+    finally:
+        for fd in opened.values():
+            os.close(fd)
+
+
+def _listening_inodes(socket_path: str) -> set[str]:
+    """Inodes of the listening Unix sockets bound to `socket_path` (state 01, /proc/net/unix)."""
+    inodes = set()
+    for line in (PROC / "net" / "unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == socket_path and fields[5] == "01":
+            inodes.add(fields[6])
+    return inodes
+
+
+def _pids_named(name: str) -> list[int]:
+    """Processes whose command name is `name`; one that exits meanwhile is left out."""
+    pids = []
+    for proc in PROC.iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == name:
+                pids.append(int(proc.name))
+    return pids
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process `pid` holds open."""
+    inodes = set()
+    with contextlib.suppress(OSError):  # the process exited meanwhile
+        for fd in (PROC / str(pid) / "fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for its parent has stopped)."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _answers(socket_path: str) -> bool:
+    """Whether an engine answers on `socket_path`."""
+    try:
+        with docker.APIClient(f"unix://{socket_path}", version=client.API_VERSION,
+                              timeout=5) as api:
+            api.ping()
+    except Exception:  # not up yet: any failure means "ask again"
+        return False
+    return True
+
+
+def _wait(condition: Callable[[], bool], deadline: float, what: str) -> None:
+    """Poll `condition` until it holds; AssertionError at the deadline."""
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
