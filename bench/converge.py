@@ -322,7 +322,10 @@ def idle(bench: Bench, pods: int, samples: int, parallelism: int) -> Idle:
               f"{process.hwm_mb:.1f} MB", file=sys.stderr)
         cluster = config.local_cluster()
         drivers = driver.connect(cluster, parallelism=parallelism, scope=bench.namespace)
-        controller = passes.Controller(cluster, drivers, passes.Options(parallelism), Quiet())
+        # As `reconcile --watch` builds it, but for the status file each pass writes.
+        options = passes.Options(parallelism=parallelism,
+                                 status_file=Path(tmp) / f"status-{bench.namespace}.json")
+        controller = passes.Controller(cluster, drivers, options, Quiet())
         loader = manifests.Loader(yard.root)
         try:
             desired = loader.load()
@@ -457,3 +460,7 @@ def write_idle(result: Idle, args: argparse.Namespace, out: report.Report) -> No
         "driver's container cache is live; the first pass after opening it made the full "
         "list that fills the cache, and was not timed. The memory figure is the `--watch` "
         "process's own high-water mark after it filled and converged on the pods itself.")
+
+
+if __name__ == "__main__":
+    main()

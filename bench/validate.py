@@ -13,7 +13,7 @@ half Pod + Service pairs, two objects per file) and times, on the same files in 
     object, which reads and parses its 1.8 MB definitions file again for every object.
 podyard's and (a)'s rounds alternate; (b) takes about a minute a run, so it runs fewer times.
 
-    .venv/bin/python bench/validate.py [--objects 1000] [--repeat 5] [--slow-repeat 1]
+    .venv/bin/python bench/validate.py [--objects 1000] [--repeat 7] [--slow-repeat 1]
                                        [--output FILE]
 """
 
@@ -172,7 +172,7 @@ def time_kubernetes_validate(directory: Path, version: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5, help="rounds of podyard and (a)")
+    parser.add_argument("--repeat", type=int, default=7, help="rounds of podyard and (a)")
     parser.add_argument("--slow-repeat", type=int, default=1, help="runs of (b)")
     parser.add_argument("--output", type=Path, default=report.default_output(__file__))
     args = parser.parse_args()
@@ -219,7 +219,8 @@ def write_results(out: report.Report, args: argparse.Namespace, version: str, fi
         return [name, f"{seconds:.3f} s", f"{seconds * per:.2f} ms", ratio]
 
     def faster(other: float) -> str:
-        return f"{other / ours:.1f}x faster" if other >= ours else f"{ours / other:.2f}x slower"
+        ratio = other / ours if other >= ours else ours / other
+        return f"{ratio:.{2 if ratio < 10 else 1}f}x " + ("faster" if other >= ours else "slower")
 
     out.table(f"{args.objects} objects (medians)", ["validator", "total", "per object",
                                                    "podyard is"], [

@@ -136,11 +136,12 @@ class PodSpec:
     node_selector: Pairs = ()
     termination_grace_period_seconds: int = DEFAULT_GRACE_SECONDS
 
-    @property
+    @functools.cached_property
     def requests(self) -> Requests:
         """The pod's requests as the scheduler counts them: summed over its containers.
 
         A limit without a request already counts as the request (`build_resources`).
+        Cached: every new pod of a template is scheduled with it.
         """
         return Requests(
             cpu=sum(c.resources.cpu_request for c in self.containers),

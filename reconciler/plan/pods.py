@@ -83,11 +83,18 @@ class _Builder:
         self.ctx = ctx
         self.observed = observed
         self.deletes: list[actions.DeletePod] = []
+        self.deleted: set[str] = set()  # the uids in `deletes`
         self.creates: list[actions.CreatePod] = []
         self.restarts: list[actions.RestartContainer] = []
         self.waiting: list[str] = []
+        self.unschedulable: list[tuple[str, str, str]] = []
         self.requeue: float = math.inf
         self.placed = schedule.Placement.from_pods(ctx.nodes, observed)
+        # Each declared object looks up its pods here: a scan of every observed pod per
+        # object would make a pass quadratic (100 RCs x 10,000 pods).
+        self.by_group: dict[schedule.Group, list[observe.ObservedPod]] = {}
+        for p in observed:
+            self.by_group.setdefault(schedule.group(p.namespace, p.name, p.owner), []).append(p)
 
     def plan(self) -> actions.Plan:
         requeue = None if math.isinf(self.requeue) else max(self.requeue, 0.0)
@@ -95,12 +102,13 @@ class _Builder:
             actions=(*self.deletes, *self.creates, *self.restarts),
             waiting=tuple(self.waiting),
             requeue_after=requeue,
+            unschedulable=tuple(self.unschedulable),
         )
 
     # -- bare pods -------------------------------------------------------------------------
 
     def bare_pod(self, pod: model.Pod) -> None:
-        mine = [p for p in self.observed if p.owner == "" and p.key == (pod.namespace, pod.name)]
+        mine = self.by_group.get(schedule.group(pod.namespace, pod.name, ""), [])
         wanted = pod.template.hash
         keep = _best([p for p in mine if p.template_hash == wanted and not _broken(p)])
         for p in mine:
@@ -116,11 +124,13 @@ class _Builder:
 
     def controller(self, rc: model.ReplicationController) -> None:
         owner = owner_of(rc)
-        owned = [p for p in self.observed if p.owner == owner and p.namespace == rc.namespace]
+        owned = self.by_group.get(schedule.group(rc.namespace, rc.name, owner), [])
+        alive = []
         for p in owned:
             if _broken(p):
                 self.delete(p, "pod sandbox is gone")
-        alive = [p for p in owned if not _broken(p)]
+            else:
+                alive.append(p)
         wanted = rc.template.hash  # once: hashing a template is not cheap
         current = [p for p in alive if p.template_hash == wanted]
         old = [p for p in alive if p.template_hash != wanted]
@@ -133,7 +143,17 @@ class _Builder:
             name = f"{rc.name}-{self.ctx.suffix()}"
             reason = "rolling update" if old else f"replicas {len(current)} < {rc.replicas}"
             self.create(rc.namespace, name, owner, rc.template, reason)
-        ready = sum(p.ready for p in alive)
+        if old:
+            self.retire(rc, old, ready=sum(p.ready for p in alive))
+        extra = len(current) - rc.replicas
+        if extra > 0:  # not `rank` otherwise: sorting every RC's pods would weigh on each pass
+            for p in rank(current)[:extra]:
+                self.delete(p, f"replicas {len(current)} > {rc.replicas}")
+
+    def retire(
+        self, rc: model.ReplicationController, old: list[observe.ObservedPod], ready: int
+    ) -> None:
+        """Delete a rolling update's old pods while `ready` pods stay at or above replicas."""
         for p in rank(old):
             if not p.ready or ready - 1 >= rc.replicas:
                 self.delete(p, "template changed")
@@ -141,9 +161,6 @@ class _Builder:
             else:
                 self.waiting.append(f"rc/{rc.name}: rolling update waits for new pods to be ready")
                 break
-        extra = len(current) - rc.replicas
-        for p in rank(current)[: max(0, extra)]:
-            self.delete(p, f"replicas {len(current)} > {rc.replicas}")
 
     # -- what nobody declares any more -----------------------------------------------------
 
@@ -158,14 +175,11 @@ class _Builder:
     def heal(self, pod: observe.ObservedPod, template: model.PodTemplate) -> None:
         """Restart or re-create app containers of a pod whose sandbox is running."""
         assert pod.pause is not None
-        identity = actions.PodIdentity(
-            pod.namespace, pod.name, pod.uid, pod.owner, template, pod.revision
-        )
         policy = template.spec.restart_policy
         for spec in template.spec.containers:
             seen = pod.container(spec.name)
             if seen is None or seen.state == "created":
-                self.restart(pod, identity, spec.name, seen, 0, "container missing")
+                self.restart(pod, template, spec.name, seen, 0, "container missing")
                 continue
             if (
                 not seen.exited
@@ -185,18 +199,21 @@ class _Builder:
                 )
                 continue
             reason = f"exited with code {seen.exit_code}"
-            self.restart(pod, identity, spec.name, seen, streak + 1, reason)
+            self.restart(pod, template, spec.name, seen, streak + 1, reason)
 
     def restart(
         self,
         pod: observe.ObservedPod,
-        identity: actions.PodIdentity,
+        template: model.PodTemplate,
         container: str,
         seen: observe.ObservedContainer | None,
         streak: int,
         reason: str,
     ) -> None:
         assert pod.pause is not None
+        identity = actions.PodIdentity(
+            pod.namespace, pod.name, pod.uid, pod.owner, template, pod.revision
+        )
         restarts = (
             seen.restarts + 1
             if seen and seen.state != "created"
@@ -224,14 +241,16 @@ class _Builder:
         if node is None:
             pod = actions.qualified(namespace, name)
             self.waiting.append(f"pod {pod} is unschedulable: {why_not}")
+            self.unschedulable.append((namespace, name, why_not))
             return
         uid = self.ctx.uid(namespace, name)
         identity = actions.PodIdentity(namespace, name, uid, owner, template, self.ctx.revision)
         self.creates.append(actions.CreatePod(node, identity, reason))
 
     def delete(self, pod: observe.ObservedPod, reason: str) -> None:
-        if any(d.uid == pod.uid for d in self.deletes):
+        if pod.uid in self.deleted:  # a set: deleting 10,000 pods must not be quadratic
             return
+        self.deleted.add(pod.uid)
         ids = tuple(c.id for c in pod.all_containers)
         self.deletes.append(
             actions.DeletePod(pod.node, pod.namespace, pod.name, pod.uid, ids, reason)

@@ -14,8 +14,9 @@ Running pods are never moved: a plan only places the pods it creates.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reconciler import model, observe
@@ -82,13 +83,13 @@ class _Usage:
     cpu: int = 0
     memory: int = 0
     ports: set[Port] = field(default_factory=set)
-    groups: Counter[Group] = field(default_factory=Counter)
+    groups: dict[Group, int] = field(default_factory=dict)  # pods per group
 
     def add(self, g: Group, requests: model.Requests, sign: int = 1) -> None:
         self.pods += sign
         self.cpu += sign * requests.cpu
         self.memory += sign * requests.memory
-        self.groups[g] += sign
+        self.groups[g] = self.groups.get(g, 0) + sign
 
 
 class Placement:
@@ -98,6 +99,12 @@ class Placement:
         self.nodes = {n.name: n for n in nodes}
         self.usage = {name: _Usage() for name in self.nodes}
         self.labels = {n.name: frozenset(n.labels) for n in self.nodes.values()}
+        # A share of an unknown allocatable compares with nothing: a resource counts in the
+        # least-requested score only when every ready node knows it (else pod counts decide).
+        ready = [n for n in self.nodes.values() if n.ready]
+        self.compare_cpu = all(n.allocatable_cpu for n in ready)
+        self.compare_memory = all(n.allocatable_memory for n in ready)
+        self._ranking: _Ranking | None = None
 
     @classmethod
     def from_pods(cls, nodes: Iterable[Node], pods: Iterable[observe.ObservedPod]) -> Placement:
@@ -112,26 +119,39 @@ class Placement:
         """The best node for the pod, now counted there; or None and why, as Kubernetes says."""
         if not self.nodes:
             return None, NO_NODES
-        fits: list[Node] = []
-        rejected: Counter[str] = Counter()
-        for node in self.nodes.values():
-            reasons = self._misfits(node, pod)
-            rejected.update(reasons)
-            if not reasons:
-                fits.append(node)
-        if not fits:
+        ranking = self._rank(pod)
+        if not ranking.heap:
+            rejected = Counter(r for n in self.nodes.values() for r in self._misfits(n, pod))
             return None, unschedulable(len(self.nodes), rejected)
-        best = min(fits, key=self._scorer(pod, fits))
-        usage = self.usage[best.name]
+        _, best = heapq.heappop(ranking.heap)
+        usage = self.usage[best]
         usage.add(pod.group, pod.requests)
         usage.ports |= pod.ports
-        return best.name, ""
+        node = self.nodes[best]
+        if not self._misfits(node, pod):  # it may take another copy of this pod: re-rank it
+            heapq.heappush(ranking.heap, (self._score(node, pod), best))
+        return best, ""
 
     def release(self, pod: observe.ObservedPod) -> None:
         """An observed pod is being deleted: what it held on its node is free again."""
         usage = self.usage.get(pod.node)
         if usage is not None and usage.pods > 0:
             usage.add(_group_of(pod), pod.requests, sign=-1)
+            self._ranking = None
+
+    def _rank(self, pod: Demand) -> _Ranking:
+        """The nodes that fit the pod, best first.
+
+        Kept while the same pod is placed again and again (an RC's replicas, one after the
+        other): only the node just chosen has changed then, and `choose` re-ranks it. Any
+        other change (another pod placed, a pod released) makes the next call rank anew.
+        """
+        if self._ranking is None or self._ranking.pod != pod:
+            fits = [n for n in self.nodes.values() if not self._misfits(n, pod)]
+            heap = [(self._score(n, pod), n.name) for n in fits]
+            heapq.heapify(heap)
+            self._ranking = _Ranking(pod, heap)
+        return self._ranking
 
     def _misfits(self, node: Node, pod: Demand) -> tuple[str, ...]:
         """Why the pod does not fit on the node: the first filter that fails, in order."""
@@ -144,18 +164,19 @@ class Placement:
             return (PORTS,)
         return _insufficient(node, usage, pod.requests)
 
-    def _scorer(self, pod: Demand, fits: Sequence[Node]) -> Callable[[Node], Score]:
-        # Requested/allocatable only compares nodes that all know it: a resource whose
-        # allocatable some candidate does not know is left out of everyone's score.
-        cpu = all(n.allocatable_cpu for n in fits)
-        memory = all(n.allocatable_memory for n in fits)
+    def _score(self, node: Node, pod: Demand) -> Score:
+        """Lowest wins: fewest pods of the same owner, least requested, fewest pods, name."""
+        usage = self.usage[node.name]
+        load = _load(node, usage, pod.requests, cpu=self.compare_cpu, memory=self.compare_memory)
+        return (usage.groups.get(pod.group, 0), load, usage.pods, node.name)
 
-        def key(node: Node) -> Score:
-            usage = self.usage[node.name]
-            load = _load(node, usage, pod.requests, cpu=cpu, memory=memory)
-            return (usage.groups[pod.group], load, usage.pods, node.name)
 
-        return key
+@dataclass
+class _Ranking:
+    """The nodes that fit one pod, as a heap of (score, node name)."""
+
+    pod: Demand
+    heap: list[tuple[Score, str]]
 
 
 def _insufficient(node: Node, usage: _Usage, requests: model.Requests) -> tuple[str, ...]:
@@ -177,8 +198,10 @@ def _short(requested: int, allocatable: int, used: int) -> bool:
 
 
 def _load(node: Node, usage: _Usage, requests: model.Requests, *, cpu: bool, memory: bool) -> float:
-    """LeastAllocated: the mean of requested/allocatable over the compared resources, after
-    placing the pod; 0 when no resource is compared (the pod count decides then)."""
+    """LeastAllocated: the mean requested share of the compared resources, this pod included.
+
+    0 when no resource is compared: the pod count decides then.
+    """
     shares = []
     if cpu:
         shares.append((usage.cpu + requests.cpu) / node.allocatable_cpu)

@@ -24,7 +24,7 @@ from reconciler.engine import client, driver
 from reconciler.plan import actions, schedule
 
 from ..support import SLEEPER as SLEEPER  # re-exported: tests import it from here
-from ..support import rc_manifest
+from ..support import rc_manifest as rc_manifest  # re-exported too
 from .workloads import BUSYBOX
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -66,40 +67,57 @@ def describe(socket_path: str, pid: int) -> Daemon:
 def restart(daemon: Daemon, timeout: float = 180) -> Daemon:
     """Stop the engine (SIGTERM), start it again exactly as it was, and wait until it answers.
 
-    The new process is detached in a session of its own (the engine outlives the tests) and
-    appends to the files or pipes the old one wrote to. Returns the new process, as found.
+    Everything the start needs is checked and opened while the old process still lives, so
+    nothing but the start itself can fail once the engine is down. The new process is
+    detached in a session of its own (the engine outlives the tests). Returns it, as found.
     """
     deadline = time.monotonic() + timeout
-    with _reopened_outputs(daemon) as (stdout, stderr):  # opened while the old one lives
+    command = _command(daemon)
+    with _inherited(daemon) as (cwd, stdout, stderr):
         os.kill(daemon.pid, signal.SIGTERM)
         _wait(lambda: not _alive(daemon.pid), deadline, "dockerd to stop")
-        setsid = shutil.which("setsid")
-        assert setsid is not None, "setsid (util-linux) is needed to detach the engine"
-        subprocess.run(
-            [setsid, "--fork", *daemon.argv], cwd=daemon.cwd, env=daemon.env,
-            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, check=True,
-        )
-    _wait(lambda: _answers(daemon.socket), deadline, "dockerd to answer again")
+        subprocess.run(command, cwd=cwd, env=daemon.env, stdin=subprocess.DEVNULL,
+                       stdout=stdout, stderr=stderr, check=True)
+    _wait(lambda: _answers(daemon.socket), deadline,
+          f"dockerd to answer again (by hand: cd {shlex.quote(daemon.cwd)} &&"
+          f" {shlex.join(daemon.argv)} >>{daemon.outputs[0]} 2>&1 &)")
     return find(daemon.socket)
 
 
-@contextlib.contextmanager
-def _reopened_outputs(daemon: Daemon) -> Iterator[tuple[int, int]]:
-    """The old process's stdout and stderr targets, opened again for appending.
+def _command(daemon: Daemon) -> list[str]:
+    """`setsid --fork` and the daemon's argv, once both are known to be there."""
+    setsid = shutil.which("setsid")
+    assert setsid is not None, "setsid (util-linux) is needed to detach the engine"
+    program = daemon.argv[0]
+    found = (os.access(os.path.join(daemon.cwd, program), os.X_OK) if os.sep in program
+             else shutil.which(program, path=daemon.env.get("PATH", os.defpath)))
+    assert found, f"{program} cannot be started again as it was (not found)"
+    return [setsid, "--fork", *daemon.argv]
 
-    Through /proc/<pid>/fd, so a pipe or a deleted log file is reached as well as a path;
-    one descriptor when both went to the same place (`>log 2>&1`), so the order of lines holds.
+
+@contextlib.contextmanager
+def _inherited(daemon: Daemon) -> Iterator[tuple[str, int, int]]:
+    """The old process's working directory, stdout and stderr, opened again while it lives.
+
+    Through /proc/<pid>/, so a deleted directory or log file, or a pipe, is reached as well as
+    a path (the working directory is given as `/proc/self/fd/N`, which the child resolves to
+    its inherited copy). The outputs are opened for appending, and once only when both went
+    to the same place (`>log 2>&1`), so the order of lines holds.
     """
-    opened: dict[str, int] = {}
-    try:
+    proc = PROC / str(daemon.pid)
+    with contextlib.ExitStack() as opened:
+
+        def hold(path: Path, flags: int) -> int:
+            fd = os.open(path, flags)
+            opened.callback(os.close, fd)
+            return fd
+
+        cwd = hold(proc / "cwd", os.O_RDONLY | os.O_DIRECTORY)
+        outputs: dict[str, int] = {}
         for n, target in zip((1, 2), daemon.outputs, strict=True):
-            if target not in opened:
-                opened[target] = os.open(PROC / str(daemon.pid) / "fd" / str(n),
-                                         os.O_WRONLY | os.O_APPEND)
-        yield opened[daemon.outputs[0]], opened[daemon.outputs[1]]
-    finally:
-        for fd in opened.values():
-            os.close(fd)
+            if target not in outputs:
+                outputs[target] = hold(proc / "fd" / str(n), os.O_WRONLY | os.O_APPEND)
+        yield f"/proc/self/fd/{cwd}", outputs[daemon.outputs[0]], outputs[daemon.outputs[1]]
 
 
 def _listening_inodes(socket_path: str) -> set[str]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from collections import defaultdict
 
 import docker
 import pytest
@@ -14,6 +14,8 @@ from .conftest import TEST_LABEL, Space
 from .workloads import BUSYBOX, bare, container, rc, template
 
 pytestmark = pytest.mark.docker
+
+POD_CONTAINERS = {labels.PAUSE, "app"}  # every pod here: its sandbox and one app container
 
 
 def fingerprint(space: Space) -> set[tuple[str, int, str]]:
@@ -56,38 +58,48 @@ def test_image_change_rolls_without_dropping_below_replicas(
     # A second image name for the same content: the template changes, no registry needed.
     new_image = f"podyard/busybox-rollout:{space.namespace}"
     engine.tag(BUSYBOX, "podyard/busybox-rollout", space.namespace)
+    since = int(time.time())  # whole seconds: the namespace is new, nothing earlier is in it
     try:
         space.converge(rc(space.namespace, 3))
-        lowest = watch_ready_count(space, lambda: space.converge(
-            rc(space.namespace, 3, template(container(image=new_image)))
-        ))
+        space.converge(rc(space.namespace, 3, template(container(image=new_image))))
         pods = space.pods()
         assert len(pods) == 3
         assert {c.image for p in pods for c in p.containers} == {new_image}
-        assert lowest >= 3
     finally:
         engine.remove_image(new_image)
+    counts, uids = replay_ready_pods(space, since)
+    assert len(uids) == 6, "three pods, each replaced once"
+    full = counts.index(3)  # the first moment all three were ready
+    assert min(counts[full:]) >= 3, f"ready pods after each engine event: {counts}"
+    assert counts[-1] == 3
 
 
-def watch_ready_count(space: Space, work: object) -> int:
-    """Run `work` while polling the engine; the fewest ready pods seen at any time."""
-    seen: list[int] = []
-    done = threading.Event()
+def replay_ready_pods(space: Space, since: int) -> tuple[list[int], set[str]]:
+    """The namespace's ready pods after each container start, death and removal since `since`.
 
-    def poll() -> None:
-        while not done.is_set():
-            seen.append(len(ready_pods(space)))
-            time.sleep(0.02)
-
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
-        work()  # type: ignore[operator]
-    finally:
-        done.set()
-        poller.join()
-    assert len(seen) > 5, "the rollout was too quick to observe"
-    return min(seen)
+    Replayed from the engine's own event log rather than polled, so no dip between two looks
+    goes unseen. A pod counts as ready while its sandbox and its app container both run.
+    Returns the count after each event, in the engine's order, and every pod that was ready.
+    """
+    events = space.api.events(
+        since=since, until=int(time.time()) + 1, decode=True,
+        filters={"type": "container", "event": ["start", "die", "destroy"],
+                 "label": f"{labels.NAMESPACE}={space.namespace}"},
+    )
+    running: dict[str, set[str]] = defaultdict(set)  # pod uid -> names of its running containers
+    counts: list[int] = []
+    ever_ready: set[str] = set()
+    for event in sorted(events, key=lambda e: int(e["timeNano"])):
+        attributes = event["Actor"]["Attributes"]
+        containers = running[attributes[labels.UID]]
+        if event["Action"] == "start":
+            containers.add(attributes[labels.CONTAINER])
+        else:
+            containers.discard(attributes[labels.CONTAINER])
+        ready = {uid for uid, names in running.items() if names >= POD_CONTAINERS}
+        counts.append(len(ready))
+        ever_ready |= ready
+    return counts, ever_ready
 
 
 def test_restarts_a_killed_container_in_the_same_sandbox(space: Space) -> None:

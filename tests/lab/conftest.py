@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .hosts import STAMP, Lab, lab_is_up, read_inventory, require_success, run_playbook
+from .hosts import STAMP, Lab, describe_lab, lab_is_up, require_success, run_playbook
 
 
 @pytest.fixture(scope="session")
@@ -20,25 +20,14 @@ def lab() -> Iterator[Lab]:
     """The provisioned lab, brought up from nothing when needed."""
     if shutil.which("docker") is None:
         pytest.fail("the lab needs a Docker engine on this machine (run `make docker`)")
-    groups = read_inventory()
-    masters = list(groups["masters"]["hosts"])
-    nodes = list(groups["nodes"]["hosts"])
-    hostvars = {**groups["masters"]["hosts"], **groups["nodes"]["hosts"]}
+    described = describe_lab()
     first_run = None
-    if not lab_is_up(masters + nodes):
+    if not lab_is_up(described.masters + described.nodes):
         require_success(run_playbook("playbooks/lab_up.yml"), "playbooks/lab_up.yml")
         first_run = run_playbook("site.yml")
         require_success(first_run, "site.yml")
         STAMP.write_text(f"{first_run.seconds:.1f}\n")
-    addresses = {host: variables["ansible_host"] for host, variables in hostvars.items()}
-    yield Lab(
-        addresses=addresses,
-        pod_subnets={node: hostvars[node]["podyard_pod_subnet"] for node in nodes},
-        masters=masters,
-        nodes=nodes,
-        registry=f"{addresses[masters[0]]}:5000",
-        first_run=first_run,
-    )
+    yield describe_lab(first_run)
     if os.environ.get("PODYARD_KEEP_LAB") != "1":
         STAMP.unlink(missing_ok=True)
         require_success(run_playbook("playbooks/lab_down.yml"), "playbooks/lab_down.yml")

@@ -97,6 +97,23 @@ def read_inventory() -> dict[str, Any]:
     return loaded["all"]["children"]  # type: ignore[no-any-return]
 
 
+def describe_lab(first_run: PlaybookRun | None = None) -> Lab:
+    """The lab as the inventory describes it (whether or not it is up)."""
+    groups = read_inventory()
+    masters = list(groups["masters"]["hosts"])
+    nodes = list(groups["nodes"]["hosts"])
+    hostvars = {**groups["masters"]["hosts"], **groups["nodes"]["hosts"]}
+    addresses = {host: variables["ansible_host"] for host, variables in hostvars.items()}
+    return Lab(
+        addresses=addresses,
+        pod_subnets={node: hostvars[node]["podyard_pod_subnet"] for node in nodes},
+        masters=masters,
+        nodes=nodes,
+        registry=f"{addresses[masters[0]]}:5000",
+        first_run=first_run,
+    )
+
+
 def lab_is_up(hosts: list[str]) -> bool:
     """Whether every lab host's container is running and the lab was provisioned."""
     if not STAMP.exists():

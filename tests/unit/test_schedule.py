@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import random
 from collections.abc import Sequence
 
 import pytest
@@ -475,3 +476,48 @@ def test_plan_frees_a_replaced_pods_requests_for_its_successor() -> None:
         "- delete pod db on n1: spec changed",
         "+ create pod db on n1: spec changed",
     ]
+
+
+def test_the_ranking_kept_between_replicas_chooses_as_a_fresh_one_would() -> None:
+    rng = random.Random(7)
+    nodes = [
+        node(
+            f"n{i}",
+            rng.choice([0, 8000, 16000]),
+            rng.choice([8, 16]) * Gi,
+            ready=i != 3,
+            labels=(("disk", "ssd"),) if i % 3 == 0 else (),
+        )
+        for i in range(12)
+    ]
+    observed = [
+        running(f"n{rng.randrange(12)}", 200, 256 * Mi, f"ReplicationController/rc{i % 5}")
+        for i in range(40)
+    ]
+    kinds = [
+        demand(
+            rng.choice([0, 100, 500]),
+            rng.choice([0, 128, 512]) * Mi,
+            group=("default", f"ReplicationController/rc{i % 4}"),
+            selector=(("disk", "ssd"),) if i == 5 else (),
+            ports=[(80, "TCP")] if i == 6 else (),
+        )
+        for i in range(8)
+    ]
+    leaving = list(observed)
+    steps: list[schedule.Demand | observe.ObservedPod] = []
+    for _ in range(100):
+        pod = rng.choice(kinds)
+        for _ in range(rng.randint(1, 5)):  # runs of one pod, as an RC's replicas are placed
+            steps.append(pod)
+            if leaving and rng.random() < 0.2:  # a pod deleted between two of the run
+                steps.append(leaving.pop())
+    kept, fresh = placement(nodes, observed), placement(nodes, observed)
+    nowhere = demand(selector=(("disk", "none"),))  # fits no node: only makes `fresh` re-rank
+    for i, step in enumerate(steps):
+        if isinstance(step, observe.ObservedPod):
+            kept.release(step)
+            fresh.release(step)
+            continue
+        fresh.choose(nowhere)
+        assert kept.choose(step) == fresh.choose(step), f"step {i}"
