@@ -72,8 +72,10 @@ lab: venv docker tools  ## Start the lab hosts (containers acting as machines) a
 lab-down: venv  ## Remove exactly what `make lab` made (the host image stays as a cache)
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_down.yml
 
-bench: venv images  ## Validation, convergence and watch-latency benchmarks (see bench/results/)
+bench: venv images  ## The benchmarks, each rewriting its bench/results/<name>.md (the lab's: bench-lab)
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/manifests.py
+	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/converge.py --pods 100 --idle-pods 500 --parallelism 8 --rounds 2
 	$(BIN)/python bench/watch.py --rounds 5
 

@@ -235,7 +235,9 @@ def write_results(out: report.Report, args: argparse.Namespace, version: str, fi
         f"kubernetes-validate with its schemas loaded once** ({ours:.2f} s against "
         f"{theirs:.2f} s for {args.objects} objects). Against kubernetes-validate as it runs "
         f"by default (b), podyard is {faster(old)}; that gap is kubernetes-validate "
-        "re-reading its definitions for every object, not validation.",
+        "re-reading its definitions for every object, not validation. (b) ran after the "
+        "rounds, not between them, so its ratio carries whatever else the machine did in "
+        "that minute (see the load average).",
         "podyard's time also covers what (a) does not do: keeping each value's line for the "
         "error messages, the API server's rules beyond the schema, the cross-document checks "
         "and building the model. Both read the same files with the same libyaml parser.",

@@ -25,6 +25,7 @@ from reconciler.plan import actions, schedule
 
 from ..support import SLEEPER as SLEEPER  # re-exported: tests import it from here
 from ..support import rc_manifest as rc_manifest  # re-exported too
+from . import daemon
 from .workloads import BUSYBOX
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +35,12 @@ TEST_LABEL = "io.podyard.test"  # on the unmanaged containers and images a test 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[docker.APIClient]:
     """The local engine, with the test image built; the tier fails when none answers."""
-    api = docker.APIClient(version=client.API_VERSION, timeout=120)
-    try:
-        api.ping()
-    except Exception as e:  # pragma: no cover - depends on the machine
+    problem = daemon.probe()
+    if problem is not None:  # pragma: no cover - depends on the machine
         # A failure, not a skip: a missing install step must never pass as a green tier.
-        pytest.fail(f"no Docker engine answers ({e}); run `make docker` first", pytrace=False)
+        pytest.fail(f"no Docker engine answers ({problem}); run `make docker` first",
+                    pytrace=False)
+    api = docker.APIClient(daemon.SOCKET_URL, version=client.API_VERSION, timeout=120)
     try:
         api.inspect_image(BUSYBOX)
     except docker.errors.ImageNotFound:
