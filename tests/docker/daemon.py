@@ -119,11 +119,15 @@ def _inherited(daemon: Daemon) -> Iterator[tuple[str, int, int]]:
 
 
 def _listening_inodes(socket_path: str) -> set[str]:
-    """Inodes of the listening Unix sockets bound to `socket_path` (state 01, /proc/net/unix)."""
+    """Inodes of the listening Unix sockets bound to `socket_path` (state 01, /proc/net/unix).
+
+    Paths are compared resolved: /var/run is a link to /run, and either may have been bound.
+    """
+    wanted = os.path.realpath(socket_path)
     inodes = set()
     for line in (PROC / "net" / "unix").read_text().splitlines()[1:]:
         fields = line.split()
-        if len(fields) >= 8 and fields[7] == socket_path and fields[5] == "01":
+        if len(fields) >= 8 and fields[5] == "01" and os.path.realpath(fields[7]) == wanted:
             inodes.add(fields[6])
     return inodes
 

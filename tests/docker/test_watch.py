@@ -114,8 +114,8 @@ def test_watch_survives_an_engine_restart_and_converges(yard: Yard) -> None:
     try:
         yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods")
         restarted = daemon.restart(engine)
-        assert (restarted.argv, restarted.cwd, restarted.outputs) == (
-            engine.argv, engine.cwd, engine.outputs), "the engine came back with other flags"
+        assert (restarted.argv, restarted.cwd, restarted.env, restarted.outputs) == (
+            engine.argv, engine.cwd, engine.env, engine.outputs), "not started as it was"
         yard.wait_for(lambda: len(yard.running_pods()) == 2, "2 pods after the restart", 180)
         assert process.poll() is None, yard.output()
         assert stop(process) == 0
