@@ -34,14 +34,14 @@ REPLICAS = 4
 
 def one_round(lab: hosts.Lab, lost: str, survivor: str) -> tuple[float, float]:
     """(seconds to failover, seconds until the returning node's stale copies are gone)."""
-    operate.push(lab, web=operate.rc("web", REPLICAS, lab.registry))
+    operate.push(lab, failover=operate.rc("failover", REPLICAS, lab.registry))
     operate.wait_until("the replicas spread over both nodes",
-                       lambda: all(operate.count(lab, "web-").values())
-                       and sum(operate.count(lab, "web-").values()) == REPLICAS, 180)
+                       lambda: all(operate.count(lab, "failover-").values())
+                       and sum(operate.count(lab, "failover-").values()) == REPLICAS, 180)
     subprocess.run(["docker", "stop", "-t", "1", f"podyard-lab-{lost}"], check=True,
                    capture_output=True, timeout=120)
     stopped = time.monotonic()
-    operate.wait_until("failover", lambda: operate.count(lab, "web-", [survivor])[survivor]
+    operate.wait_until("failover", lambda: operate.count(lab, "failover-", [survivor])[survivor]
                        == REPLICAS, 120)
     failover = time.monotonic() - stopped
     subprocess.run(["docker", "start", f"podyard-lab-{lost}"], check=True, capture_output=True)
@@ -50,7 +50,7 @@ def one_round(lab: hosts.Lab, lost: str, survivor: str) -> tuple[float, float]:
     operate.wait_until(
         "exact totals",
         lambda: lab.ssh(lost, "docker ps -aq --filter label=io.podyard.managed=true").strip() == ""
-        and sum(operate.count(lab, "web-").values()) == REPLICAS,
+        and sum(operate.count(lab, "failover-").values()) == REPLICAS,
         120,
     )
     return failover, time.monotonic() - started
@@ -76,7 +76,8 @@ def main() -> None:
             returns.append(back)
     finally:
         subprocess.run(["docker", "start", f"podyard-lab-{lost}"], capture_output=True)
-        operate.push(lab, empty="apiVersion: v1\nkind: List\nitems: []\n")
+        # Not an empty set: the controller refuses to let one delete everything.
+        operate.push(lab, idle="apiVersion: v1\nkind: Namespace\nmetadata:\n  name: lab-idle\n")
     out = report.Report("Failover in the lab", docker=True, facts=[
         f"lab: {len(lab.nodes)} nodes and a master, containers acting as machines on this host",
         "controller timings: the controller role's defaults (nodeGrace 4 s, evictionDelay 4 s)",

@@ -48,7 +48,7 @@ class Observer:
         self.drivers = drivers
         self.health = nodes
         self.clock = clock
-        self.report = report
+        self._report = report
         # Two threads a node: a call stuck on a vanished host must not queue the next one.
         self.pool = ThreadPoolExecutor(max(2, 2 * len(drivers)), "observe")
         self.info: dict[str, observe.NodeInfo] = {}
@@ -69,8 +69,8 @@ class Observer:
                 fresh, gone = self._split_stale(name, found)
                 pods += fresh
                 stale += gone
-            elif not self.health.evicted(name):
-                with self._lock:
+            else:
+                with self._lock:  # empty once the node is evicted (see `report`)
                     pods += self._last_seen.get(name, ())
         return View(tuple(pods), frozenset(available), tuple(stale))
 
@@ -86,6 +86,14 @@ class Observer:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def report(self, transition: health.Transition) -> None:
+        """Pass a node's change of state on; an evicted node's pods as last seen are dropped
+        at once, so no later pass counts them, whatever the node does next."""
+        if transition.after is health.State.EVICTED:
+            with self._lock:
+                self._last_seen.pop(transition.node, None)
+        self._report(transition)
 
     def _probe(self, name: str) -> None:
         d = self.drivers[name]

@@ -27,6 +27,7 @@ class Engine:
         self.node = name
         self.pods = pods
         self.down = False
+        self.list_down = False  # answers its probe, but not a list
         self.interrupted = 0
         self.scope: str | None = "default"
         self.pause_image = "podyard/pause:1"
@@ -43,6 +44,8 @@ class Engine:
 
     def list_pods(self) -> tuple[observe.ObservedPod, ...]:
         self.probe()
+        if self.list_down:
+            raise errors.Unreachable(f"{self.node}: list timed out")
         return self.pods
 
     def invalidate_cache(self) -> None:
@@ -195,6 +198,22 @@ def test_a_returning_node_loses_its_replaced_pods_before_anything_else(setup: An
     assert "replaced elsewhere" in delete.reason
     engines["n2"].pods = ()
     assert controller.run_pass(DESIRED).plan.empty  # exactly 2 again, and no more deletes
+
+
+def test_an_evicted_nodes_old_pods_never_count_again_even_if_it_answers_midway(
+    setup: Any,
+) -> None:
+    controller, engines, now, _ = setup
+    controller.run_pass(DESIRED)
+    engines["n2"].down = True
+    now[0] += 9
+    controller.heartbeat()  # evicted by the heartbeat, between passes
+    engines["n1"].pods += (running_pod("n1", "web-c", TEMPLATE),)  # the replacement
+    engines["n2"].down, engines["n2"].list_down = False, True
+    controller.heartbeat()  # it answers a probe again, but its list fails in the next pass
+    result = controller.run_pass(DESIRED)
+    assert result.plan.actions == ()  # web-c, the replacement, is not scaled away
+    assert [p.name for p in controller.survey().pods] == ["web-a", "web-c"]
 
 
 def test_a_node_back_before_eviction_keeps_its_pods(setup: Any) -> None:
