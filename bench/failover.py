@@ -30,10 +30,17 @@ from bench import report
 from tests.lab import hosts, operate
 
 REPLICAS = 4
+# Not an empty set: the controller refuses to let one delete everything.
+IDLE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: lab-idle\n"
 
 
 def one_round(lab: hosts.Lab, lost: str, survivor: str) -> tuple[float, float]:
     """(seconds to failover, seconds until the returning node's stale copies are gone)."""
+    # From nothing each round: a failover leaves every replica on one node, and running pods
+    # are never moved to rebalance.
+    operate.push(lab, idle=IDLE)
+    operate.wait_until("no replicas", lambda: sum(operate.count(lab, "failover-").values()) == 0,
+                       120)
     operate.push(lab, failover=operate.rc("failover", REPLICAS, lab.registry))
     operate.wait_until("the replicas spread over both nodes",
                        lambda: all(operate.count(lab, "failover-").values())
@@ -76,8 +83,7 @@ def main() -> None:
             returns.append(back)
     finally:
         subprocess.run(["docker", "start", f"podyard-lab-{lost}"], capture_output=True)
-        # Not an empty set: the controller refuses to let one delete everything.
-        operate.push(lab, idle="apiVersion: v1\nkind: Namespace\nmetadata:\n  name: lab-idle\n")
+        operate.push(lab, idle=IDLE)
     out = report.Report("Failover in the lab", docker=True, facts=[
         f"lab: {len(lab.nodes)} nodes and a master, containers acting as machines on this host",
         "controller timings: the controller role's defaults (nodeGrace 4 s, evictionDelay 4 s)",

@@ -1,12 +1,13 @@
 """The cluster file: the nodes, their engines' endpoints, and the TLS files to reach them.
 
 The cluster file (`/etc/podyard/cluster.yml`, written by the Ansible `controller` role) lists
-the nodes and the TLS files for their engines. Without one, the local engine is the only node.
-Reads that one file; talks to no engine.
+the nodes and the TLS files for their engines, and what pods may ask of them (`podSecurity`).
+Without one, the local engine is the only node. Reads that one file; talks to no engine.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import yaml
 
 from reconciler import errors, model
+
+_PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")  # fullmatch: "8080", "8000-8100"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Cluster:
     node_grace: float | None = None  # seconds; None: the controller's default
     eviction_delay: float | None = None
     reserved: Reserved = field(default_factory=Reserved)
+    pod_security: model.PodSecurity = model.DEFAULT_POD_SECURITY
 
 
 def local_cluster() -> Cluster:
@@ -81,6 +85,7 @@ def load_cluster(path: Path) -> Cluster:
         node_grace=_seconds(path, data, "nodeGrace"),
         eviction_delay=_seconds(path, data, "evictionDelay"),
         reserved=_reserved(path, data.get("reserved")),
+        pod_security=_pod_security(path, data.get("podSecurity")),
     )
 
 
@@ -105,6 +110,50 @@ def _reserved(path: Path, raw: Any) -> Reserved:
     except ValueError as e:
         raise errors.ClusterError(f"{path}: reserved: {e}") from e
     return Reserved(cpu=int(cpu), memory=int(memory))
+
+
+def _pod_security(path: Path, raw: Any) -> model.PodSecurity:
+    """`podSecurity: {level: baseline, allowedHostPaths: [/srv/data], allowedHostPorts:
+    ["8000-8100", 30080]}`: what pods may ask of their node (Kubernetes' Pod Security
+    Standards); without it, level baseline with no host path and no host port allowed."""
+    if raw is None:
+        return model.DEFAULT_POD_SECURITY
+    keys = {"level", "allowedHostPaths", "allowedHostPorts"}
+    if not isinstance(raw, dict) or set(raw) - keys:
+        raise errors.ClusterError(f"{path}: podSecurity takes only {', '.join(sorted(keys))}")
+    level = raw.get("level", model.BASELINE)
+    if level not in model.POD_SECURITY_LEVELS:
+        raise errors.ClusterError(
+            f"{path}: podSecurity.level must be {' or '.join(model.POD_SECURITY_LEVELS)}, "
+            f"not {level!r}")
+    paths, ports = raw.get("allowedHostPaths") or [], raw.get("allowedHostPorts") or []
+    if not isinstance(paths, list) or not isinstance(ports, list):
+        raise errors.ClusterError(f"{path}: podSecurity.allowedHostPaths and "
+                                  "allowedHostPorts must be lists")
+    return model.PodSecurity(
+        level=level,
+        allowed_host_paths=tuple(_host_path(path, p) for p in paths),
+        allowed_host_ports=tuple(_port_range(path, p) for p in ports),
+    )
+
+
+def _host_path(path: Path, raw: Any) -> str:
+    """An absolute path prefix, without `..` (which would make "under it" meaningless)."""
+    if not isinstance(raw, str) or not raw.startswith("/") or ".." in raw.split("/"):
+        raise errors.ClusterError(f"{path}: podSecurity.allowedHostPaths: {raw!r} must be an "
+                                  "absolute path without '..'")
+    return raw
+
+
+def _port_range(path: Path, raw: Any) -> tuple[int, int]:
+    """`8080` or `"8000-8100"` (inclusive), each port 1-65535."""
+    text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+    found = _PORT_RANGE.fullmatch(text) if isinstance(text, str) else None
+    low, high = (int(found[1]), int(found[2] or found[1])) if found else (0, 0)
+    if not 1 <= low <= high <= 65535:
+        raise errors.ClusterError(f"{path}: podSecurity.allowedHostPorts: {raw!r} must be a "
+                                  'port or a range like "8000-8100", within 1-65535')
+    return low, high
 
 
 def _node(path: Path, index: int, raw: Any) -> NodeConfig:

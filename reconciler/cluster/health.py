@@ -93,11 +93,35 @@ class Health:
             moves = [self._judge(name, n, now) for name, n in self._nodes.items()]
         return [m for m in moves if m is not None]
 
+    def next_deadline(self) -> float | None:
+        """When the next silent node will change state if it stays silent; None if none is
+        silent. Judging at that moment, not at the next probe, keeps failover prompt."""
+        with self._lock:
+            deadlines = [self._deadline(n) for n in self._nodes.values() if n.last_error]
+        pending = [d for d in deadlines if d is not None]
+        return min(pending) if pending else None
+
+    def _deadline(self, n: _Node) -> float | None:
+        since = n.last_answer if n.last_answer is not None else n.first_seen
+        if n.state is State.READY:
+            return since + self.grace
+        if n.state is State.NOT_READY:
+            return since + self.grace + self.eviction_delay
+        return None
+
     def saw_pods(self, node: str, uids: Iterable[str]) -> None:
         """The pods a listing found on the node: what would be replaced if it were lost."""
         with self._lock:
             if node in self._nodes:
                 self._nodes[node].known = tuple(uids)
+
+    def placed(self, node: str, uid: str) -> None:
+        """A pod was just created on the node: replaced with the rest if the node is lost
+        before a listing has seen it."""
+        with self._lock:
+            n = self._nodes.get(node)
+            if n is not None and uid not in n.known:
+                n.known = (*n.known, uid)
 
     def settled(self, node: str, uids: Iterable[str]) -> None:
         """These stale pods are gone from the node: nothing more to remove for them."""

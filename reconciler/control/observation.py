@@ -81,6 +81,10 @@ class Observer:
         for name, future in futures.items():
             if not future.done():
                 self._failed(name, "no answer to its probe")
+        self.tick()
+
+    def tick(self) -> None:
+        """Judge the silent nodes as of now: time passes even when no probe returns."""
         for transition in self.health.tick(self.clock()):
             self.report(transition)
 

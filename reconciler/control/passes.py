@@ -83,6 +83,8 @@ class Controller:
         self.observer = observation.Observer(drivers, self.health, clock, self._transition)
         self._available: frozenset[str] = frozenset(drivers)
         self._status_warned = False
+        # Called with each node's change of state (the watch loop wakes on it).
+        self.on_change: Callable[[health.Transition], None] | None = None
         self.scope = next((d.scope for d in drivers.values() if d.scope), "")
 
     def survey(self) -> observation.View:
@@ -98,6 +100,11 @@ class Controller:
     def heartbeat(self) -> None:
         """Probe every node now; a node's change of state is reported as it happens."""
         self.observer.heartbeat()
+
+    def judge(self) -> float | None:
+        """Judge the silent nodes as of now; when the next one would change state."""
+        self.observer.tick()
+        return self.health.next_deadline()
 
     def plan(
         self,
@@ -166,11 +173,18 @@ class Controller:
     def _schedulable(self, node: str) -> bool:
         return self.health.ready(node) and node in self._available
 
+    def _acted(self, result: execute.Result) -> None:
+        if result.ok and isinstance(result.action, plan.CreatePod):
+            self.health.placed(result.action.node, result.action.pod.uid)
+        self.reporter.action(result)
+
     def _transition(self, transition: health.Transition) -> None:
         if transition.after is health.State.READY:
             self.reporter.info(str(transition))
         else:
             self.reporter.warn(str(transition))
+        if self.on_change is not None:
+            self.on_change(transition)
 
     def run_pass(
         self, desired: model.DesiredState, stop: threading.Event | None = None
@@ -185,7 +199,7 @@ class Controller:
             the_plan,
             self.drivers,
             parallelism=self.options.parallelism,
-            on_result=self.reporter.action,
+            on_result=self._acted,
             stop=stop,
         )
         return PassResult(the_plan, outcome, len(view.pods))
@@ -207,6 +221,7 @@ class Controller:
                 delay = min(delay * 2, 10.0)
                 continue
             passes.append(result)
+            self._fail_if_no_node_ever_answered()
             if result.outcome is not None:
                 acted = self.clock()
             if result.converged:
@@ -224,6 +239,16 @@ class Controller:
                 _sleep(min(delay, max(0.0, deadline - self.clock())), stop)
                 delay = min(delay * 2, 10.0)
         return False, passes
+
+    def _fail_if_no_node_ever_answered(self) -> None:
+        """A one-shot run against engines none of which has answered within the grace period
+        cannot do anything: say so now (exit 3) rather than wait out --timeout."""
+        names = [n.name for n in self.cluster.nodes]
+        if any(self.health.last_answer(n) is not None for n in names):
+            return
+        if all(self.health.state(n) is not health.State.READY for n in names):
+            errors_seen = "; ".join(f"{n}: {self.health.last_error(n)}" for n in names)
+            raise errors.ClusterError(f"no node answers ({errors_seen})")
 
     def resync(self) -> None:
         """Make the next pass list every node in full, not trusting any cache."""

@@ -56,9 +56,11 @@ def watch(
     observers = [_watch_files(paths, trigger)]
     # A stop must not wait for the next resync: wake the loop as soon as it is asked for.
     threading.Thread(target=_fire_on_stop, args=(stop, trigger), daemon=True).start()
-    threading.Thread(
-        target=_heartbeat, args=(controller, trigger, stop), daemon=True, name="heartbeat"
-    ).start()
+    controller.on_change = lambda t: trigger.fire(f"node {t.node}: {t.after.value}")
+    for target in (_heartbeat, _judge):
+        threading.Thread(
+            target=target, args=(controller, stop), daemon=True, name=target.__name__[1:]
+        ).start()
     for name, d in controller.drivers.items():
         threading.Thread(
             target=_watch_engine, args=(name, d, trigger, stop), daemon=True, name=f"events-{name}"
@@ -107,21 +109,24 @@ def _fire_on_stop(stop: threading.Event, trigger: Trigger) -> None:
     trigger.fire("stop")
 
 
-def _heartbeat(controller: passes.Controller, trigger: Trigger, stop: threading.Event) -> None:
-    """Probe every node each PROBE_INTERVAL; a node changing state wakes the loop, so a lost
-    node's pods are replaced as soon as its eviction delay ends, not at the next resync."""
-    states = {name: controller.health.state(name) for name in controller.drivers}
+def _heartbeat(controller: passes.Controller, stop: threading.Event) -> None:
+    """Probe every node each PROBE_INTERVAL (a probe of a vanished host takes up to its
+    timeout, so this thread only probes; `_judge` keeps the time)."""
     while not stop.wait(observation.PROBE_INTERVAL):
         try:
             controller.heartbeat()
         except Exception as e:  # a probe bug must not silence failure detection for good
             controller.reporter.warn(f"node heartbeat failed: {e}")
-            continue
-        for name in controller.drivers:
-            now = controller.health.state(name)
-            if now is not states[name]:
-                states[name] = now
-                trigger.fire(f"node {name}: {now.value}")
+
+
+def _judge(controller: passes.Controller, stop: threading.Event) -> None:
+    """Judge the silent nodes at the moment a grace period or eviction delay ends, so a lost
+    node's pods are replaced as soon as its eviction delay ends, not a probe later."""
+    wait = observation.PROBE_INTERVAL
+    while not stop.wait(wait):
+        deadline = controller.judge()
+        ahead = observation.PROBE_INTERVAL if deadline is None else deadline - controller.clock()
+        wait = min(observation.PROBE_INTERVAL, max(0.01, ahead))
 
 
 def _next_wait(result: passes.PassResult, resync: float) -> float:

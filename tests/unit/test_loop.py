@@ -271,3 +271,28 @@ def test_allow_empty_lets_empty_manifests_delete_everything() -> None:
         assert [type(a) for a in the_plan.actions] == [plan.DeletePod]
     finally:
         controller.close()
+
+
+def test_a_one_shot_run_gives_up_when_no_node_ever_answers() -> None:
+    engine = Engine("n1")
+    engine.down = True
+    now = [0.0]
+    controller = passes.Controller(
+        config.Cluster(nodes=(config.NodeConfig("n1", "unix:///a"),)),
+        {"n1": engine},
+        passes.Options(node_grace=4, timeout=300),
+        Notes(),
+        clock=lambda: now[0],
+    )
+
+    def tick(seconds: float, stop: object) -> None:
+        now[0] += seconds
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(passes, "_sleep", tick)
+            with pytest.raises(errors.ClusterError, match=r"no node answers \(n1: n1: connection"):
+                controller.converge(DESIRED)
+        assert now[0] < 10  # the grace period, not the 300 s timeout
+    finally:
+        controller.close()

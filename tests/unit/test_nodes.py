@@ -153,3 +153,27 @@ def test_grace_eviction_delay_and_reserve_come_from_the_cluster_file(tmp_path: P
     path.write_text("nodes: [{name: n1, endpoint: 'unix:///x'}]\nnodeGrace: soon\n")
     with pytest.raises(errors.ClusterError, match="nodeGrace must be a number of seconds"):
         config.load_cluster(path)
+
+
+def test_the_next_deadline_is_when_a_silent_node_would_change_state() -> None:
+    nodes = health.Health(grace=4, eviction_delay=4)
+    assert nodes.next_deadline() is None
+    nodes.answered("n1", now=100)
+    nodes.answered("n2", now=100)
+    assert nodes.next_deadline() is None  # nobody silent
+    nodes.failed("n1", now=101.5, error="timeout")
+    assert nodes.next_deadline() == 104  # NotReady 4 s after its last answer
+    nodes.tick(now=104)
+    assert nodes.next_deadline() == 108  # evicted 4 s later
+    nodes.tick(now=108)
+    assert nodes.next_deadline() is None
+
+
+def test_a_pod_created_just_before_its_node_is_lost_is_stale_too() -> None:
+    nodes = health.Health(grace=4, eviction_delay=4)
+    nodes.answered("n1", now=0)
+    nodes.saw_pods("n1", ["a"])
+    nodes.placed("n1", "b")  # created, never listed before the node went silent
+    nodes.failed("n1", now=1, error="refused")
+    nodes.tick(now=8)
+    assert nodes.stale("n1") == {"a", "b"}
