@@ -64,8 +64,9 @@ def test_a_stopped_node_is_replaced_and_comes_back_without_duplicates(
     survivor = lab.nodes[0]
     push(lab, moving=rc("moving", 4, lab.registry), solo=bare_pod("solo", lab.registry))
     wait_until(
-        "4 replicas and the bare pod",
-        lambda: sum(count(lab, "moving-").values()) == 4 and sum(count(lab, "solo").values()) == 1,
+        "4 replicas over both nodes and the bare pod",
+        lambda: count(lab, "moving-") == {n: 2 for n in lab.nodes}
+        and sum(count(lab, "solo").values()) == 1,
         120,
     )
     subprocess.run(["docker", "stop", "-t", "1", f"podyard-lab-{lost}"], check=True,
