@@ -42,9 +42,9 @@ def one_round(lab: hosts.Lab, lost: str, survivor: str) -> tuple[float, float]:
     operate.wait_until("no replicas", lambda: sum(operate.count(lab, "failover-").values()) == 0,
                        120)
     operate.push(lab, failover=operate.rc("failover", REPLICAS, lab.registry))
-    operate.wait_until("the replicas spread over both nodes",
-                       lambda: all(operate.count(lab, "failover-").values())
-                       and sum(operate.count(lab, "failover-").values()) == REPLICAS, 180)
+    half = {n: REPLICAS // 2 for n in (lost, survivor)}
+    operate.wait_until("the replicas spread evenly over both nodes",
+                       lambda: operate.count(lab, "failover-", [lost, survivor]) == half, 180)
     subprocess.run(["docker", "stop", "-t", "1", f"podyard-lab-{lost}"], check=True,
                    capture_output=True, timeout=120)
     stopped = time.monotonic()

@@ -18,9 +18,16 @@ from typing import Any
 
 DEFAULT_NAMESPACE = "default"
 DEFAULT_GRACE_SECONDS = 30
+MAX_NAME_LENGTH = 63  # what generateName keeps a generated name within (a DNS label)
 
+# Pod Security Standards levels podyard enforces (Kubernetes' third, "restricted", it does not).
+BASELINE = "baseline"
+PRIVILEGED = "privileged"
+POD_SECURITY_LEVELS = (BASELINE, PRIVILEGED)
+
+# Matched whole (`fullmatch`): a `$` would also match before a final newline.
 _QUANTITY = re.compile(
-    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+    r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?"
 )
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
@@ -32,7 +39,7 @@ def parse_quantity(text: str | int | float) -> Decimal:
         raise ValueError(f"{text!r} is not a quantity")
     if isinstance(text, int | float):
         return Decimal(str(text))
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a quantity (like 250m, 64Mi or 2)")
     number, suffix = match.group(1), match.group(2) or ""
@@ -216,6 +223,24 @@ class Namespace:
 
 
 @dataclass(frozen=True)
+class PodSecurity:
+    """What a pod may ask of its node: Kubernetes' Pod Security Standards, as podyard has them.
+
+    At `baseline` (the default) a hostPath volume must lie under one of `allowed_host_paths`
+    and a hostPort in one of `allowed_host_ports` (inclusive ranges); none are allowed unless
+    the cluster file says so. `privileged` allows both anywhere. Set by the cluster file's
+    `podSecurity` section or `reconcile --pod-security`; checked by `manifests`.
+    """
+
+    level: str = BASELINE
+    allowed_host_paths: tuple[str, ...] = ()
+    allowed_host_ports: tuple[tuple[int, int], ...] = ()
+
+
+DEFAULT_POD_SECURITY = PodSecurity()
+
+
+@dataclass(frozen=True)
 class Revision:
     """The Git commit the manifests came from; empty when not in a Git work tree."""
 
@@ -251,6 +276,15 @@ class DesiredState:
             "ReplicationController": len(self.controllers),
             "Service": len(self.services),
         }
+
+
+def generated_name(base: str, suffix: str) -> str:
+    """`<base>-<suffix>` as Kubernetes' generateName makes it: cut to fit 63 characters.
+
+    As the API server does, the prefix `<base>-` is cut, not the suffix, so a long
+    ReplicationController name still gives valid, distinct pod names.
+    """
+    return f"{base}-"[: MAX_NAME_LENGTH - len(suffix)] + suffix
 
 
 def template_hash(template: PodTemplate) -> str:

@@ -78,7 +78,7 @@ def _podyard(args: argparse.Namespace, console: Console) -> int:
             pods = [p for p in pods if p.namespace == args.namespace]
         if args.command == "get":
             if args.kind in RC_KINDS:
-                return _get_rc(pods, args, console)
+                return _get_rc(pods, args, console, cluster.pod_security)
             pending = [
                 p for doc in status.read_all(args.scope) for p in doc.get("pending") or ()
                 if args.all_namespaces or p.get("namespace") == args.namespace
@@ -219,10 +219,13 @@ def _pending_json(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _get_rc(pods: list[observe.ObservedPod], args: argparse.Namespace, console: Console) -> int:
+def _get_rc(
+    pods: list[observe.ObservedPod], args: argparse.Namespace, console: Console,
+    pod_security: model.PodSecurity,
+) -> int:
     desired: dict[tuple[str, str], int] = {}
     if args.manifests:
-        state = manifests.load(args.manifests)
+        state = manifests.load(args.manifests, pod_security=pod_security)
         desired = {(rc.namespace, plan.owner_of(rc)): rc.replicas for rc in state.controllers}
     owners = sorted({(p.namespace, p.owner) for p in pods if p.owner} | set(desired))
     if args.output in ("json", "yaml"):

@@ -31,6 +31,7 @@ from reconciler.cli.console import (
 from reconciler.cluster import config, health
 from reconciler.control import passes, status, watch
 from reconciler.engine import driver, podspec
+from reconciler.manifests import files, policy
 
 RECONCILE_HELP = """\
 Make the containers on the cluster's Docker engines equal to a directory of Kubernetes v1
@@ -74,6 +75,13 @@ def reconcile_parser() -> argparse.ArgumentParser:
         help="reconcile the committed Git HEAD tree, not the working tree",
     )
     p.add_argument("--cluster", type=Path, help="cluster file (default: the local engine)")
+    p.add_argument(
+        "--pod-security",
+        choices=model.POD_SECURITY_LEVELS,
+        help="Pod Security Standards level pods must keep to: baseline refuses hostPath "
+        "volumes and hostPorts the cluster file's podSecurity does not allow, privileged "
+        f"allows them (default: the cluster file's podSecurity.level, else {model.BASELINE})",
+    )
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to converge (default 300)")
     p.add_argument(
         "--parallelism", type=int, default=8, help="actions at once per pass (default 8)"
@@ -133,12 +141,18 @@ def reconcile_main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def _reconcile(args: argparse.Namespace, console: Console) -> int:
-    loader = manifests.Loader(args.path, committed=args.committed)
+    # Read first: its pod security policy is part of what makes the manifests valid.
+    cluster = config.load_cluster(args.cluster) if args.cluster else config.local_cluster()
+    pod_security = cluster.pod_security
+    if args.pod_security:
+        pod_security = dataclasses.replace(pod_security, level=args.pod_security)
+    loader = manifests.Loader(args.path, committed=args.committed, pod_security=pod_security)
     desired = loader.load()
     if args.validate:
         for line in manifests.summary(desired):
             console.info(line)
         console.info(f"revision: {desired.revision}")
+        console.info(f"pod security: {policy.describe(pod_security)}")
         console.info(f"{args.path}: valid")
         return EXIT_OK
     if desired.services:
@@ -148,7 +162,6 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
             f"{len(desired.services)} Service(s) validated but not applied: podyard does not "
             "program ClusterIP or NodePort forwarding yet"
         )
-    cluster = config.load_cluster(args.cluster) if args.cluster else config.local_cluster()
     options = passes.Options(
         parallelism=args.parallelism,
         timeout=args.timeout,
@@ -170,7 +183,7 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
         if args.dry_run:
             return _dry_run(controller, desired, console, args.output)
         if args.watch:
-            return _watch(controller, loader.load, args.path, console)
+            return _watch(controller, loader.load, args.path, console, args.committed)
         return _converge_once(controller, desired, console)
     finally:
         controller.close()
@@ -283,10 +296,12 @@ def _watch(
     load: Callable[[], model.DesiredState],
     path: Path,
     console: Console,
+    committed: bool,
 ) -> int:
     stop = _stop_on_signals()
     console.info(f"watching {path} (resync every {controller.options.resync:.0f}s)")
-    watch.watch(controller, load, [path], stop)
+    git_dir = files.git_dir(path) if committed else None
+    watch.watch(controller, load, [path], stop, git_dir)
     console.info("stopped")
     return EXIT_OK
 

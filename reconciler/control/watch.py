@@ -46,6 +46,7 @@ def watch(
     load: Callable[[], model.DesiredState],
     paths: list[Path],
     stop: threading.Event,
+    git_dir: Path | None = None,
 ) -> None:
     """Keep the cluster equal to the manifests until `stop` is set.
 
@@ -54,6 +55,8 @@ def watch(
     """
     trigger = Trigger()
     observers = [_watch_files(paths, trigger)]
+    if git_dir is not None:  # --committed: a new commit moves a ref, whatever the files do
+        observers.append(_watch_refs(git_dir, trigger))
     # A stop must not wait for the next resync: wake the loop as soon as it is asked for.
     threading.Thread(target=_fire_on_stop, args=(stop, trigger), daemon=True).start()
     controller.on_change = lambda t: trigger.fire(f"node {t.node}: {t.after.value}")
@@ -158,6 +161,27 @@ def _reload(
 
 class _FileObserver(Protocol):
     def stop(self) -> None: ...
+
+
+def _watch_refs(git_dir: Path, trigger: Trigger) -> _FileObserver:
+    """Fire when HEAD or a ref of the repository moves (a commit, a fetch, a reset)."""
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            path = Path(str(getattr(event, "dest_path", "") or event.src_path))
+            inside = path.relative_to(git_dir).parts if path.is_relative_to(git_dir) else ()
+            if not inside or path.name.endswith(".lock"):
+                return
+            if inside[0] in ("HEAD", "packed-refs", "refs"):
+                trigger.fire(f"file {event.event_type} {path}")
+
+    observer = Observer()
+    observer.schedule(Handler(), str(git_dir), recursive=True)
+    observer.daemon = True
+    observer.start()
+    return observer
 
 
 def _watch_files(paths: list[Path], trigger: Trigger) -> _FileObserver:

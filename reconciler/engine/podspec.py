@@ -8,6 +8,10 @@ volume, as plain data. Pure: no I/O. The driver sends these as they are; `reconc
 A pod is built as the kubelet builds it on Docker: a pause container owns the network and
 IPC namespaces (and the host ports), and each app container joins it by name. Container
 names follow the kubelet's `k8s_<container>_<pod>_<namespace>_<uid>_<attempt>`.
+
+Every container, the pause container too, is hardened beyond Docker's defaults (`HARDENING`):
+no process gains privileges through setuid binaries, the number of processes is bounded, and
+NET_RAW is dropped from Docker's default capabilities, as Kubernetes' restricted level does.
 """
 
 from __future__ import annotations
@@ -20,6 +24,17 @@ from reconciler import labels, model
 from reconciler.plan import actions
 
 PAUSE_STOP_SECONDS = 1  # the sandbox exits on SIGTERM; never let it hold up a deletion
+# A fork bomb in one container must not take every PID of its node; far above what a
+# real service runs (the kubelet leaves this to the node's podPidsLimit).
+PIDS_LIMIT = 4096
+# Docker's default capability set keeps NET_RAW, which lets a container forge packets and
+# spoof addresses on the node's network; Kubernetes' restricted level drops it too.
+DROPPED_CAPABILITIES = ("NET_RAW",)
+HARDENING: Mapping[str, Any] = {
+    "SecurityOpt": ["no-new-privileges"],
+    "PidsLimit": PIDS_LIMIT,
+    "CapDrop": list(DROPPED_CAPABILITIES),
+}
 
 
 @dataclass(frozen=True)
@@ -107,7 +122,9 @@ def pod(pod: actions.PodIdentity, node: str, scope: str, pause_image: str) -> Po
 def pause(pod: actions.PodIdentity, node: str, scope: str, image: str) -> ContainerSpec:
     """The sandbox: owns the pod's network (with its host ports) and IPC namespaces."""
     ports = _host_ports(pod.template.spec)
-    host_config: dict[str, Any] = {"NetworkMode": "default", "IpcMode": "shareable"}
+    host_config: dict[str, Any] = {
+        "NetworkMode": "default", "IpcMode": "shareable", **_hardening(),
+    }
     config: dict[str, Any] = {
         "Image": image,
         "Hostname": pod.name[:63],
@@ -140,7 +157,7 @@ def app(
     replaces the image's ENTRYPOINT (and, as in Docker, drops its CMD), `args` its CMD.
     """
     sandbox = f"container:{pause_name(pod)}"
-    host_config: dict[str, Any] = {"NetworkMode": sandbox, "IpcMode": sandbox}
+    host_config: dict[str, Any] = {"NetworkMode": sandbox, "IpcMode": sandbox, **_hardening()}
     binds = _binds(pod, container)
     if binds:
         host_config["Binds"] = binds
@@ -198,6 +215,11 @@ def _binds(pod: actions.PodIdentity, container: model.Container) -> list[str]:
             source = volume.host_path
         binds.append(f"{source}:{mount.mount_path}:{mode}")
     return binds
+
+
+def _hardening() -> dict[str, Any]:
+    """`HARDENING`, with lists of their own: a caller editing one request edits no other."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in HARDENING.items()}
 
 
 def _limits(resources: model.Resources) -> dict[str, int]:

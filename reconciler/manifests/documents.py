@@ -23,16 +23,24 @@ _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "value")}
 _COLLECTION_TAGS = {_TAG + "map", _TAG + "seq"}
+_STR = _TAG + "str"
+_AS_TEXT = {_STR, _TAG + "timestamp", _TAG + "value"}  # Kubernetes reads them as text
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_MISSING = object()
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on one manifest file; exceeding one is a problem, not a slow run."""
+    """Bounds on the manifests; exceeding one is a problem, not a slow run or a flood."""
 
-    max_bytes: int = 1024 * 1024
+    max_bytes: int = 1024 * 1024  # one file
     max_depth: int = 64
     max_aliases: int = 100
     max_alias_nodes: int = 10_000
+    max_total_bytes: int = 64 * 1024 * 1024  # every manifest file of a tree together
+    # Problems reported; beyond these, one line says how many more there are.
+    max_problems_per_file: int = 100
+    max_problems: int = 1000
 
 
 DEFAULT_LIMITS = Limits()
@@ -72,6 +80,7 @@ class _Frame:
     key: str | None = None
     key_line: int = 0
     first_lines: dict[str, int] = field(default_factory=dict)
+    mapping: bool = False
 
 
 class _Builder:
@@ -83,6 +92,10 @@ class _Builder:
         self.aliases = 0
         self.alias_nodes = 0
         self.anchors: dict[str, tuple[Any, int]] = {}
+        # Each plain scalar's value, by its text: a file repeats most of them (`1`, `true`,
+        # `app`), and resolving one is most of a scalar's cost. Bounded by the file's size.
+        self.plain: dict[str, Any] = {}
+        self.resolvers: dict[str, list[tuple[str, Any]]] = self.loader.yaml_implicit_resolvers
 
     def documents(self) -> Iterator[Document]:
         try:
@@ -110,12 +123,35 @@ class _Builder:
         lines: dict[Path, int] = {}
         stack: list[_Frame] = []
         root: list[Any] = []
+        next_event, resolvers = self.loader.get_event, self.resolvers
+        scalar_event = yaml.ScalarEvent
         while True:
-            event = self.loader.get_event()
+            event = next_event()
             line = event.start_mark.line + 1
+            top = stack[-1] if stack else None
+            if type(event) is scalar_event and top is not None and top.mapping:
+                # Most events of a manifest: a key, or a plain value in a mapping.
+                if top.key is None:
+                    text = event.value
+                    if event.tag is None and text not in top.value and (
+                        not event.implicit[0] or text[:1] not in resolvers
+                        or self.resolve(text) == _STR  # `<<`, YAML's merge key, is not
+                    ):
+                        top.key, top.key_line = text, line  # a string key, given once
+                        top.first_lines[text] = line
+                    else:
+                        self.key(top, event, line)
+                    continue
+                if event.anchor is None:
+                    value = self.scalar(event, line)
+                    top.size += 1
+                    lines[(*top.path, top.key)] = top.key_line
+                    top.value[top.key] = value  # type: ignore[call-overload]
+                    top.key = None
+                    continue
             if isinstance(event, yaml.DocumentEndEvent):
                 return Document(root[0] if root else None, lines, start)
-            if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            if isinstance(event, _ENDS):
                 done = stack.pop()
                 if done.anchor is not None:
                     self.anchors[done.anchor] = (done.value, done.size)
@@ -137,21 +173,26 @@ class _Builder:
                 if len(stack) >= self.limits.max_depth:
                     raise ParseError(line, f"nested deeper than {self.limits.max_depth} levels")
                 lines[path] = lines.get(path, line)
-                container: dict[str, Any] | list[Any]
-                container = {} if isinstance(event, yaml.MappingStartEvent) else []
-                stack.append(_Frame(container, path, event.anchor))
+                mapping = isinstance(event, yaml.MappingStartEvent)
+                container: dict[str, Any] | list[Any] = {} if mapping else []
+                stack.append(_Frame(container, path, event.anchor, mapping=mapping))
 
     def child_path(self, stack: list[_Frame], event: Any, line: int) -> Path | None:
         """The path of the node `event` starts; None when it is a key (then it is recorded)."""
         if not stack:
             return ()
         top = stack[-1]
-        if isinstance(top.value, list):
+        if not top.mapping:
             return (*top.path, len(top.value))
         if top.key is not None:
             return (*top.path, top.key)
         if not isinstance(event, yaml.ScalarEvent):
             raise ParseError(line, "a mapping key must be a string, not a list or mapping")
+        self.key(top, event, line)
+        return None
+
+    def key(self, top: _Frame, event: Any, line: int) -> None:
+        """Record a mapping key: a string, given once, and not YAML's merge key."""
         if event.tag is None and event.value == "<<" and event.implicit[0]:
             raise ParseError(line, "YAML merge keys (<<) are not supported: write the fields out")
         key = self.scalar(event, line)
@@ -162,7 +203,6 @@ class _Builder:
             raise ParseError(line, f"duplicate key {key!r} (first at line {first})")
         top.key, top.key_line = key, line
         top.first_lines[key] = line
-        return None
 
     def attach(
         self,
@@ -205,15 +245,35 @@ class _Builder:
 
     def scalar(self, event: Any, line: int) -> Any:
         tag = event.tag
-        if tag is None or tag == "!":
+        if tag is None and not event.implicit[0]:
+            return event.value  # quoted, untagged: a string, as the resolver would say
+        if tag is None and event.value[:1] not in self.resolvers:
+            return event.value  # no implicit type starts with this character: a string
+        if tag is None:
+            value = self.plain.get(event.value, _MISSING)
+            if value is _MISSING:
+                value = self.plain[event.value] = self.construct(self.resolve(event.value),
+                                                                 event.value, line)
+            return value
+        if tag == "!":
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        return self.construct(tag, event.value, line)
+
+    def resolve(self, text: str) -> str:
+        """A plain scalar's tag, as `SafeLoader.resolve` finds it (it has no path or
+        wildcard resolvers), without its per-call list building."""
+        for tag, pattern in self.resolvers.get(text[:1], ()):
+            if pattern.match(text):
+                return tag
+        return _STR
+
+    def construct(self, tag: str, text: str, line: int) -> Any:
         self.check_tag(tag, _SCALAR_TAGS, line)
-        if tag in (_TAG + "str", _TAG + "timestamp", _TAG + "value"):
-            return event.value  # Kubernetes reads timestamps as the strings they are
-        node = yaml.ScalarNode(tag, event.value)
-        value = self.loader.yaml_constructors[tag](self.loader, node)
+        if tag in _AS_TEXT:
+            return text  # Kubernetes reads timestamps as the strings they are
+        value = self.loader.yaml_constructors[tag](self.loader, yaml.ScalarNode(tag, text))
         if isinstance(value, float) and not math.isfinite(value):
-            raise ParseError(line, f"{event.value} is not a number JSON can carry")
+            raise ParseError(line, f"{text} is not a number JSON can carry")
         return value
 
     @staticmethod

@@ -39,6 +39,7 @@ class Entry:
     blob: str = ""  # in Git's HEAD tree
     repo: Path | None = None
     problem: str = ""  # why it cannot be read at all
+    size: int = 0  # bytes to read, as listed (a work-tree file may change before it is read)
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,18 @@ class File:
 
 
 def scan(root: Path, limits: documents.Limits, *, committed: bool) -> list[Entry]:
-    """Every manifest file under `root` (a directory or one file), sorted by name."""
-    return _scan_commit(root, limits) if committed else _scan_work_tree(root, limits)
+    """Every manifest file under `root` (a directory or one file), sorted by name.
+
+    Raises `errors.ManifestError` when the files together exceed `limits.max_total_bytes`:
+    a tree that large is a mistake or an attack, and reading it would take unbounded time.
+    """
+    entries = _scan_commit(root, limits) if committed else _scan_work_tree(root, limits)
+    total = sum(e.size for e in entries)
+    if total > limits.max_total_bytes:
+        reason = (f"the manifest files total {total} bytes; the limit for all of them together "
+                  f"is {limits.max_total_bytes}")
+        raise errors.ManifestError([errors.Problem(str(root), 0, "", reason)])
+    return entries
 
 
 def read(entry: Entry, limits: documents.Limits) -> File:
@@ -129,7 +140,7 @@ def _stat_entry(path: str, name: str, limits: documents.Limits, now: int) -> Ent
     if info.st_size > limits.max_bytes:
         return Entry(name, key, problem=_too_large(info.st_size, limits))
     settled = now - max(info.st_mtime_ns, info.st_ctime_ns) > RACY_NS
-    return Entry(name, key, settled=settled, path=path)
+    return Entry(name, key, settled=settled, path=path, size=info.st_size)
 
 
 def _too_large(size: int, limits: documents.Limits) -> str:
@@ -182,7 +193,7 @@ def _scan_commit(root: Path, limits: documents.Limits) -> list[Entry]:
         if size > limits.max_bytes:
             entries.append(Entry(name, oid, problem=_too_large(size, limits)))
         else:
-            entries.append(Entry(name, oid, blob=oid, repo=toplevel))
+            entries.append(Entry(name, oid, blob=oid, repo=toplevel, size=size))
     return entries
 
 
@@ -204,3 +215,9 @@ def _tree_entries(listing: bytes, prefix: str, is_dir: bool) -> Iterator[tuple[s
         if any(p.startswith(".") for p in parts) or not name.endswith(EXTENSIONS):
             continue
         yield name, oid, int(size)
+
+
+def git_dir(root: Path) -> Path | None:
+    """The Git directory of the repository holding `root` (where a push moves the refs)."""
+    found = _git(["rev-parse", "--absolute-git-dir"], _git_dir(Path(root)))
+    return Path(found.decode().strip()) if found else None

@@ -5,21 +5,27 @@ the API server's rules `rules.py`; this module adds the rules that need every do
 and builds the `model.DesiredState`. A `Loader` remembers each file's result by what
 identifies its content, so `--watch` re-reads only the files that changed.
 
+The pod security policy (`policy.py`, a `model.PodSecurity` given to `load` or the `Loader`,
+"baseline" by default) is checked with the API server's rules, before anything runs.
+
 Decisions worth knowing:
 - Server-set metadata (uid, resourceVersion, ...) is refused; `creationTimestamp: null` and an
   empty `status: {}` (as `kubectl create --dry-run -o yaml` writes them) are accepted.
 - An object in a namespace other than `default` or `kube-system` needs a Namespace manifest.
+- At most `Limits.max_problems_per_file` problems are reported per file and
+  `Limits.max_problems` in all (`report.py`); the error's message still counts every problem.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Hashable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler import errors, model
-from reconciler.manifests import documents, files, rules, schema
+from reconciler.manifests import documents, files, policy, report, rules, schema
 
 BUILTIN_NAMESPACES = ("default", "kube-system")
 
@@ -47,10 +53,12 @@ class _Object:
         namespace = self.metadata.get("namespace", model.DEFAULT_NAMESPACE)
         return namespace if isinstance(namespace, str) else model.DEFAULT_NAMESPACE
 
+    def line(self, path: documents.Path) -> int:
+        return self.document.line_of((*self.base, *path))
+
     def problem(self, path: documents.Path, reason: str) -> errors.Problem:
         full = (*self.base, *path)
-        line = self.document.line_of(full)
-        return errors.Problem(self.file, line, schema.format_path(full), reason)
+        return errors.Problem(self.file, self.line(path), schema.format_path(full), reason)
 
     @property
     def source(self) -> model.Source:
@@ -58,14 +66,19 @@ class _Object:
 
 
 def load(
-    root: Path, *, committed: bool = False, limits: documents.Limits = documents.DEFAULT_LIMITS
+    root: Path,
+    *,
+    committed: bool = False,
+    limits: documents.Limits = documents.DEFAULT_LIMITS,
+    pod_security: model.PodSecurity = model.DEFAULT_POD_SECURITY,
 ) -> model.DesiredState:
     """Read, validate and model every manifest under `root` (a directory or one file).
 
     Raises `errors.ManifestError` carrying every problem found. With `committed`, the files
-    come from the HEAD commit of the Git repository holding `root`, not the work tree.
+    come from the HEAD commit of the Git repository holding `root`, not the work tree. Pods
+    and pod templates must keep to `pod_security` (Kubernetes' "baseline" level by default).
     """
-    return Loader(root, committed=committed, limits=limits).load()
+    return Loader(root, committed=committed, limits=limits, pod_security=pod_security).load()
 
 
 def revision(root: Path) -> model.Revision:
@@ -77,7 +90,8 @@ def revision(root: Path) -> model.Revision:
 class _FileResult:
     key: Hashable
     objects: tuple[_Object, ...]
-    problems: tuple[errors.Problem, ...]
+    problems: tuple[errors.Problem, ...]  # the first `max_problems_per_file`, sorted
+    omitted: int = 0  # problems found beyond those
 
 
 class Loader:
@@ -86,7 +100,8 @@ class Loader:
     When no file and not the revision changed, the last result (the state, or the error) is
     returned as it was. A file added, removed or changed is always seen: the scan lists
     every file each time, and a file changed within the last two seconds is never trusted by
-    its key alone.
+    its key alone. The pod security policy is fixed for the Loader's life, so a file's
+    remembered result stays right.
     """
 
     def __init__(
@@ -95,10 +110,12 @@ class Loader:
         *,
         committed: bool = False,
         limits: documents.Limits = documents.DEFAULT_LIMITS,
+        pod_security: model.PodSecurity = model.DEFAULT_POD_SECURITY,
     ) -> None:
         self.root = Path(root)
         self.committed = committed
         self.limits = limits
+        self.pod_security = pod_security
         self._files: dict[str, _FileResult] = {}
         self._last: tuple[Hashable, model.DesiredState | errors.ManifestError] | None = None
 
@@ -116,8 +133,10 @@ class Loader:
         objects = [o for r in results.values() for o in r.objects]
         problems = [p for r in results.values() for p in r.problems]
         problems += _cross_checks(objects)
-        outcome = errors.ManifestError(_unique(problems)) if problems else _build(
-            objects, revision
+        omitted = {name: r.omitted for name, r in results.items() if r.omitted}
+        outcome = (
+            report.error(problems, omitted, self.limits, str(self.root))
+            if problems or omitted else _build(objects, revision)
         )
         self._last = (fingerprint, outcome)
         return self._result(outcome)
@@ -126,14 +145,16 @@ class Loader:
         known = self._files.get(entry.name)
         if known is not None and entry.settled and known.key == entry.key:
             return known
-        objects: list[_Object] = []
-        problems = _read_objects(files.read(entry, self.limits), self.limits, objects)
-        return _FileResult(entry.key, tuple(objects), tuple(problems))
+        check = _FileCheck(entry.name, self.limits, self.pod_security)
+        check.read(files.read(entry, self.limits))
+        shown = check.first(self.limits.max_problems_per_file)
+        return _FileResult(entry.key, tuple(check.objects), tuple(shown), check.omitted)
 
     @staticmethod
     def _result(outcome: model.DesiredState | errors.ManifestError) -> model.DesiredState:
         if isinstance(outcome, errors.ManifestError):
-            raise errors.ManifestError(outcome.problems)
+            # A new error each time (a raised one keeps its traceback), in the same order.
+            raise report.again(outcome)
         return outcome
 
 
@@ -167,58 +188,93 @@ def summary(state: model.DesiredState) -> list[str]:
 # Documents -> objects -> problems.
 
 
-def _read_objects(
-    file: files.File, limits: documents.Limits, objects: list[_Object]
-) -> list[errors.Problem]:
-    if file.problem:
-        return [errors.Problem(file.name, 0, "", file.problem)]
-    try:
-        text = file.data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        return [errors.Problem(file.name, 0, "", f"not UTF-8 text (bad byte at offset {e.start})")]
-    problems: list[errors.Problem] = []
-    try:
-        for document in documents.parse(text, limits):
-            problems += _document_objects(file.name, document, objects)
-    except documents.ParseError as e:
-        problems.append(errors.Problem(file.name, e.line, "", e.reason))
-    return problems
+@dataclass
+class _FileCheck:
+    """One file's documents -> its objects and problems, with the policy and limits given."""
 
+    name: str
+    limits: documents.Limits
+    pod_security: model.PodSecurity
+    objects: list[_Object] = field(default_factory=list)
+    problems: list[errors.Problem] = field(default_factory=list)
+    omitted: int = 0  # found, but never among the first shown: counted, not made
 
-def _document_objects(
-    name: str, document: documents.Document, objects: list[_Object]
-) -> list[errors.Problem]:
-    data = document.data
-    if data is None:
-        return []
-    if not isinstance(data, Mapping):
-        return [errors.Problem(name, document.line, "", "a manifest must be a mapping")]
-    if data.get("kind") != schema.LIST:
-        return _check_object(_Object("", data, document, (), name), objects)
-    top = _Object(schema.LIST, data, document, (), name)
-    found = schema.check_kind(data)
-    problems = [top.problem(*found)] if found else []
-    problems += [top.problem(*f) for f in schema.check_schema(schema.LIST, data)]
-    items = data.get("items")
-    for i, item in enumerate(items if isinstance(items, list) else []):
-        if isinstance(item, Mapping):
-            obj = _Object("", item, document, ("items", i), name)
-            problems += _check_object(obj, objects, in_list=True)
-    return problems
+    def read(self, file: files.File) -> None:
+        """Every document of the file; a file that cannot be read or parsed is one problem."""
+        if file.problem:
+            self.problems.append(errors.Problem(file.name, 0, "", file.problem))
+            return
+        try:
+            text = file.data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            reason = f"not UTF-8 text (bad byte at offset {e.start})"
+            self.problems.append(errors.Problem(file.name, 0, "", reason))
+            return
+        try:
+            for document in documents.parse(text, self.limits):
+                self.document(document)
+        except documents.ParseError as e:
+            self.problems.append(errors.Problem(file.name, e.line, "", e.reason))
 
+    def document(self, document: documents.Document) -> None:
+        """One document: an object, or a List of them."""
+        data = document.data
+        if data is None:
+            return
+        if not isinstance(data, Mapping):
+            reason = "a manifest must be a mapping"
+            self.problems.append(errors.Problem(self.name, document.line, "", reason))
+            return
+        if data.get("kind") != schema.LIST:
+            self.check(_Object("", data, document, (), self.name))
+            return
+        top = _Object(schema.LIST, data, document, (), self.name)
+        found = schema.check_kind(data)
+        self.problems += [top.problem(*found)] if found else []
+        self.problems += [top.problem(*f) for f in schema.check_schema(schema.LIST, data)]
+        items = data.get("items")
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, Mapping):
+                self.check(_Object("", item, document, ("items", i), self.name), in_list=True)
 
-def _check_object(
-    obj: _Object, objects: list[_Object], *, in_list: bool = False
-) -> list[errors.Problem]:
-    found = schema.check_kind(obj.body, in_list=in_list)
-    if found:
-        return [obj.problem(*found)]
-    kind = obj.body["kind"]
-    obj = _Object(kind, obj.body, obj.document, obj.base, obj.file)
-    findings = schema.check_schema(kind, obj.body) + rules.check(kind, obj.body)
-    if obj.name is not None:
-        objects.append(obj)
-    return [obj.problem(path, reason) for path, reason in findings]
+    def check(self, obj: _Object, *, in_list: bool = False) -> None:
+        """One object: its kind, schema, the API server's rules and the pod security policy."""
+        found = schema.check_kind(obj.body, in_list=in_list)
+        if found:
+            self.problems.append(obj.problem(*found))
+            return
+        kind = obj.body["kind"]
+        obj = _Object(kind, obj.body, obj.document, obj.base, obj.file)
+        # Suggestions cost a fuzzy match each; past the problems shown, no one reads them.
+        suggestions = max(0, self.limits.max_problems_per_file - len(self.problems))
+        findings = schema.check_schema(kind, obj.body, suggestions=suggestions)
+        findings += rules.check(kind, obj.body)
+        findings += policy.check(kind, obj.body, self.pod_security)
+        if obj.name is not None:
+            self.objects.append(obj)
+        self.add(obj, findings)
+
+    def add(self, obj: _Object, findings: list[schema.Finding]) -> None:
+        """Problems for `findings`, made only for those that may be among the file's first
+        `max_problems_per_file`; the others are counted. A file of thousands of problems
+        answers at once."""
+        unique = list(dict.fromkeys(findings))
+        most = self.limits.max_problems_per_file
+        if len(unique) > most:  # past its `most` lowest lines, none of these can be shown
+            lines = [obj.line(path) for path, _ in unique]
+            last = heapq.nsmallest(most, lines)[-1] if most else -1
+            chosen = [f for f, line in zip(unique, lines, strict=True) if line <= last]
+            self.omitted += len(unique) - len(chosen)
+            unique = chosen
+        self.problems += [obj.problem(path, reason) for path, reason in unique]
+        if len(self.problems) > 2 * most:
+            self.problems = self.first(most)
+
+    def first(self, count: int) -> list[errors.Problem]:
+        """The first `count` problems in the order shown; the rest counted in `omitted`."""
+        shown, more = report.first(self.problems, count)
+        self.omitted += more
+        return shown
 
 
 def _cross_checks(objects: list[_Object]) -> list[errors.Problem]:
@@ -277,10 +333,6 @@ def _service_clashes(
             reason = f"{what} is already used by Service {_qualified(other)} ({where})"
             yield obj.problem(path, reason)
         taken.setdefault(key, (obj, what))
-
-
-def _unique(problems: list[errors.Problem]) -> list[errors.Problem]:
-    return list(dict.fromkeys(problems))
 
 
 # Objects -> model.

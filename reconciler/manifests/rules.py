@@ -19,12 +19,17 @@ from reconciler.manifests.documents import Path
 
 Finding = tuple[Path, str]
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_SVC_NAME = re.compile(r"^[-a-z0-9]+$")
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# Always `fullmatch`ed, as Go's regexp matches the API server's `^...$`: Python's `$` also
+# matches before a final newline, so `.match` would let `name: "web\n"` through.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_SVC_NAME = re.compile(r"[-a-z0-9]+")
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+# Docker's bind syntax is `source:target:options`, options separated by commas.
+_BIND_SEPARATORS = (":", ",")
+_NUL = "must not contain a NUL character: Docker cannot pass it on"
 _MAX_QUANTITY = decimal.Decimal(2**63 - 1)
 _MAX_ANNOTATIONS = 256 * 1024
 NODE_PORTS = (30000, 32767)
@@ -52,7 +57,7 @@ def dns_label(value: str) -> str | None:
     """Why `value` is not a DNS-1123 label (namespaces, containers, volumes), or None."""
     if len(value) > 63:
         return "must be no more than 63 characters"
-    if not _DNS_LABEL.match(value):
+    if not _DNS_LABEL.fullmatch(value):
         return (f"{value!r} must be a DNS-1123 label: lower case letters, digits and '-', "
                 "starting and ending with a letter or digit")
     return None
@@ -62,7 +67,7 @@ def dns_1035_label(value: str) -> str | None:
     """Why `value` is not a DNS-1035 label (Service names), or None."""
     if len(value) > 63:
         return "must be no more than 63 characters"
-    if not _DNS_1035.match(value):
+    if not _DNS_1035.fullmatch(value):
         return (f"{value!r} must be a DNS-1035 label: lower case letters, digits and '-', "
                 "starting with a letter and ending with a letter or digit")
     return None
@@ -72,7 +77,7 @@ def dns_subdomain(value: str) -> str | None:
     """Why `value` is not a DNS-1123 subdomain (Pod and RC names), or None."""
     if len(value) > 253:
         return "must be no more than 253 characters"
-    if not _DNS_SUBDOMAIN.match(value):
+    if not _DNS_SUBDOMAIN.fullmatch(value):
         return (f"{value!r} must be a DNS-1123 subdomain: lower case letters, digits, '-' "
                 "and '.', starting and ending with a letter or digit")
     return None
@@ -87,7 +92,7 @@ def qualified_name(value: str) -> str | None:
         return f"key prefix {prefix!r} must be a DNS-1123 subdomain"
     if len(name) > 63:
         return f"key name {name!r} must be no more than 63 characters"
-    if not _LABEL_NAME.match(name):
+    if not _LABEL_NAME.fullmatch(name):
         return (f"key name {name!r} must consist of letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit")
     return None
@@ -97,7 +102,7 @@ def label_value(value: str) -> str | None:
     """Why `value` is not a label value, or None."""
     if len(value) > 63:
         return f"value {value!r} must be no more than 63 characters"
-    if value and not _LABEL_NAME.match(value):
+    if value and not _LABEL_NAME.fullmatch(value):
         return (f"value {value!r} must be empty or consist of letters, digits, '-', '_' or "
                 "'.', starting and ending with a letter or digit")
     return None
@@ -107,7 +112,7 @@ def iana_svc_name(value: str) -> str | None:
     """Why `value` is not an IANA_SVC_NAME (named ports), or None."""
     if len(value) > 15:
         return f"{value!r} must be no more than 15 characters"
-    if not _SVC_NAME.match(value) or not re.search("[a-z]", value):
+    if not _SVC_NAME.fullmatch(value) or not re.search("[a-z]", value):
         return f"{value!r} must contain only lower case letters, digits and '-', and a letter"
     if value.startswith("-") or value.endswith("-") or "--" in value:
         return f"{value!r} must not begin or end with '-' or contain '--'"
@@ -242,14 +247,24 @@ def _volumes(path: Path, value: Any) -> tuple[set[str], list[Finding]]:
         if len(sources) != 1 and not others:
             findings.append(((*path, i), "must set exactly one volume type: emptyDir or hostPath"))
         host_path = _map(volume.get("hostPath")).get("path")
-        if isinstance(host_path, str) and not _absolute(host_path):
-            findings.append(((*path, i, "hostPath", "path"),
-                             f"{host_path!r} must be an absolute path without '..'"))
+        reason = bind_path(host_path) if isinstance(host_path, str) else None
+        if reason:
+            findings.append(((*path, i, "hostPath", "path"), reason))
     return declared, findings
 
 
-def _absolute(path: str) -> bool:
-    return path.startswith("/") and ".." not in path.split("/")
+def bind_path(path: str) -> str | None:
+    """Why `path` cannot be a side of a Docker bind (a hostPath or a mountPath), or None."""
+    if not path.startswith("/") or ".." in path.split("/"):
+        return f"{path!r} must be an absolute path without '..'"
+    if "\0" in path:
+        return _NUL
+    separators = [c for c in _BIND_SEPARATORS if c in path]
+    if separators:
+        them = "it" if len(separators) == 1 else "them"
+        return (f"{path!r} must not contain {' or '.join(map(repr, separators))}: Docker's bind "
+                f"syntax (source:target:options) cannot carry {them}")
+    return None
 
 
 def _container(
@@ -259,13 +274,14 @@ def _container(
     image = container.get("image")
     if isinstance(image, str) and (not image or image.strip() != image):
         yield (*path, "image"), "must not be empty or have leading or trailing whitespace"
+    yield from _nul_characters(path, container)
     working_dir = container.get("workingDir")
     if isinstance(working_dir, str) and working_dir and not working_dir.startswith("/"):
         # Kubernetes leaves this to the runtime; Docker refuses a relative one.
         yield (*path, "workingDir"), f"{working_dir!r} must be an absolute path"
     for i, env in _items(container.get("env")):
         name = env.get("name")
-        if isinstance(name, str) and not _ENV_NAME.match(name):
+        if isinstance(name, str) and not _ENV_NAME.fullmatch(name):
             yield (*path, "env", i, "name"), (
                 f"{name!r} must be an environment variable name: letters, digits, '_', '-' "
                 "and '.', not starting with a digit")
@@ -275,15 +291,31 @@ def _container(
     for i, mount in _items(container.get("volumeMounts")):
         name, mount_path = mount.get("name"), mount.get("mountPath")
         if isinstance(name, str) and name not in volumes:
-            reason = f"no volume named {name!r} in the pod's volumes"
-            yield (*path, "volumeMounts", i, "name"), reason
+            yield (*path, "volumeMounts", i, "name"), (
+                f"no volume named {name!r} in the pod's volumes")
         if isinstance(mount_path, str):
-            if not _absolute(mount_path):
-                yield ((*path, "volumeMounts", i, "mountPath"),
-                       f"{mount_path!r} must be an absolute path without '..'")
+            reason = bind_path(mount_path)
+            if reason:
+                yield (*path, "volumeMounts", i, "mountPath"), reason
             elif mount_path in mount_paths:
                 yield (*path, "volumeMounts", i, "mountPath"), f"{mount_path!r} is mounted twice"
             mount_paths.add(mount_path)
+
+
+def _nul_characters(path: Path, container: Mapping[str, Any]) -> Iterator[Finding]:
+    """Docker takes these strings as C strings: a NUL would cut them short, or fail."""
+    strings: list[tuple[Path, Any]] = [
+        ((*path, "image"), container.get("image")),
+        ((*path, "workingDir"), container.get("workingDir")),
+    ]
+    for key in ("command", "args"):
+        strings += [((*path, key, i), item) for i, item in enumerate(_list(container.get(key)))]
+    strings += [((*path, "env", i, "value"), env.get("value"))
+                for i, env in _items(container.get("env"))]
+    # Env names, mount paths and host paths have rules of their own that refuse a NUL.
+    for where, value in strings:
+        if isinstance(value, str) and "\0" in value:
+            yield where, _NUL
 
 
 def _container_ports(

@@ -56,7 +56,26 @@ _TYPE_NAMES = {
     "null": "null",
 }
 
+# What would hand a pod the node (Kubernetes' baseline level forbids most of it): podyard has
+# no such field at any pod security level, and says so, so no operator reaches for a flag.
+_HOST_ACCESS = {
+    "io.k8s.api.core.v1.PodSpec": {"hostNetwork", "hostPID", "hostIPC", "securityContext"},
+    "io.k8s.api.core.v1.Container": {"securityContext"},
+}
+SUGGESTIONS = 100  # "did you mean" lookups per document, by default
+
 Finding = tuple[Path, str]
+
+
+class _Budget:
+    """How many more "did you mean" lookups a check may make: each is a slow fuzzy match."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self) -> bool:
+        self.left -= 1
+        return self.left >= 0
 
 
 @functools.cache
@@ -120,22 +139,29 @@ def check_kind(doc: Mapping[str, Any], *, in_list: bool = False) -> Finding | No
     return None
 
 
-def check_schema(kind: str, doc: Mapping[str, Any]) -> list[Finding]:
-    """Every schema problem of a document of a supported kind, in readable words."""
+def check_schema(
+    kind: str, doc: Mapping[str, Any], *, suggestions: int = SUGGESTIONS
+) -> list[Finding]:
+    """Every schema problem of a document of a supported kind, in readable words.
+
+    Only the first `suggestions` unknown fields get a "did you mean": a file of thousands of
+    unknown fields must still answer at once, and only its first problems are shown.
+    """
     findings: list[Finding] = []
+    budget = _Budget(suggestions)
     for error in validator(kind).iter_errors(doc):
-        findings.extend(_translate(error))
+        findings.extend(_translate(error, budget))
     return findings
 
 
-def _translate(error: jsonschema.ValidationError) -> Iterator[Finding]:
+def _translate(error: jsonschema.ValidationError, budget: _Budget) -> Iterator[Finding]:
     path: Path = tuple(error.absolute_path)
     sub: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
     keyword, value = error.validator, error.instance
     if "x-podyard-message" in sub:
         yield path, str(sub["x-podyard-message"])
     elif keyword == "additionalProperties":
-        yield from _extra_fields(path, sub, value)
+        yield from _extra_fields(path, sub, value, budget)
     elif keyword == "required":
         missing = [k for k in error.validator_value if k not in value]
         for name in missing:
@@ -155,26 +181,38 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[Finding]:
         yield path, error.message
 
 
-def _extra_fields(path: Path, sub: Mapping[str, Any], value: Any) -> Iterator[Finding]:
+def _extra_fields(
+    path: Path, sub: Mapping[str, Any], value: Any, budget: _Budget
+) -> Iterator[Finding]:
     known = sub.get("properties", {})
-    kubernetes = sub.get("x-kubernetes-fields", [])
+    fields = sub.get("x-kubernetes-fields", [])
+    kubernetes = set(fields)  # a set: `value` may hold thousands of names
+    host_access = _HOST_ACCESS.get(str(sub.get("x-kubernetes-type")), set())
+    resources, metadata = sub.get("x-kubernetes-resources"), path[-1:] == ("metadata",)
+    unknown = _unknown(sub)
     for name in value:
         if name in known:
             continue
-        if name in _SERVER_FIELDS and path[-1:] == ("metadata",):
+        if name in _SERVER_FIELDS and metadata:
             yield (*path, name), "is set by the API server, not declared: remove it"
-        elif name in kubernetes or ("/" in name and sub.get("x-kubernetes-resources")):
+        elif name in host_access:
+            yield (*path, name), "not supported by podyard at any pod security level"
+        elif name in kubernetes or ("/" in name and resources):
             yield (*path, name), "not supported by podyard"
         else:
-            yield (*path, name), _unknown_reason(name, sub, [*known, *kubernetes])
+            close = _close_match(name, [*known, *fields]) if budget.take() else None
+            yield (*path, name), unknown + (f" (did you mean {close}?)" if close else "")
 
 
-def _unknown_reason(name: str, sub: Mapping[str, Any], candidates: list[str]) -> str:
+def _unknown(sub: Mapping[str, Any]) -> str:
     owner = str(sub.get("x-kubernetes-type", "")).rsplit(".", 1)[-1]
     where = f" of a Kubernetes {owner}" if owner else ""
-    reason = f"unknown field: not a field{where}"
+    return f"unknown field: not a field{where}"
+
+
+def _close_match(name: str, candidates: list[str]) -> str | None:
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.7)
-    return reason + (f" (did you mean {close[0]}?)" if close else "")
+    return close[0] if close else None
 
 
 def _type_reason(expected: str | list[str], value: Any) -> str:
@@ -204,7 +242,7 @@ def _enum_reason(sub: Mapping[str, Any], value: Any) -> str:
     return f"must be one of {allowed}, not {value!r}"
 
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # fullmatch: `$` passes a final newline
 
 
 def format_path(path: Path) -> str:
@@ -213,7 +251,7 @@ def format_path(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _PLAIN_KEY.match(part):
+        elif _PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
         else:
             out += f"[{json.dumps(part)}]"

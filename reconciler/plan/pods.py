@@ -140,7 +140,7 @@ class _Builder:
         room = max(0, rc.replicas + surge - len(alive))
         missing = min(max(0, rc.replicas - len(current)), room if old else rc.replicas)
         for _ in range(missing):
-            name = f"{rc.name}-{self.ctx.suffix()}"
+            name = model.generated_name(rc.name, self.ctx.suffix())
             reason = "rolling update" if old else f"replicas {len(current)} < {rc.replicas}"
             self.create(rc.namespace, name, owner, rc.template, reason)
         if old:

@@ -72,6 +72,25 @@ def test_not_converging_within_the_timeout_exits_2(yard: Yard) -> None:
     assert "back-off" in result.stderr
 
 
+def test_watch_committed_applies_each_new_commit_and_never_the_work_tree(yard: Yard) -> None:
+    yard.write(1)
+    yard.commit("one replica")
+    # No resync within the test: only the moved ref can wake the loop.
+    process = yard.watch("--committed", "--resync", "600")
+    try:
+        yard.wait_for(lambda: len(yard.running_pods()) == 1, "the committed replica")
+        yard.write(2)
+        yard.commit("two replicas")
+        yard.wait_for(lambda: len(yard.running_pods()) == 2, "the new commit")
+        yard.write(3)
+        time.sleep(2)  # an uncommitted edit changes nothing, however long it stays
+        assert len(yard.running_pods()) == 2
+        assert stop(process) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def test_watch_follows_edits_keeps_last_valid_state_and_stops_on_sigterm(yard: Yard) -> None:
     yard.write(2)
     process = yard.watch()

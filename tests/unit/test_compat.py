@@ -1,7 +1,8 @@
 """podyard never accepts what Kubernetes would reject, and its schemas are a subset of Kubernetes'.
 
 Kubernetes' side is the `kubernetes-validate` package (strict mode), for the newest Kubernetes
-release it ships.
+release it ships. It checks types and fields, not names: for those, the oracle is a copy of the
+API server's name rules (`test_manifests_property.kubernetes_accepts_name`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from kubernetes_validate import utils
 from reconciler import errors, manifests
 from reconciler.manifests import files, schema
 
-from .test_manifests_property import mutated
+from .test_manifests_property import (
+    CORPUS_POLICY,
+    corrupted,
+    kubernetes_accepts_name,
+    mutated,
+    name_fields,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -47,7 +54,7 @@ def accepted_files() -> list[Path]:
 
 @pytest.mark.parametrize("path", accepted_files(), ids=lambda p: p.name)
 def test_kubernetes_accepts_what_podyard_accepts(path: Path) -> None:
-    manifests.load(path)
+    manifests.load(path, pod_security=CORPUS_POLICY)
     for obj in objects(path):
         kubernetes_validate.validate(obj, KUBERNETES, strict=True)
 
@@ -64,11 +71,31 @@ def test_kubernetes_accepts_every_mutated_manifest_podyard_accepts(doc: dict[str
         path = Path(tmp, "m.yaml")
         path.write_text(yaml.safe_dump(doc))
         try:
-            manifests.load(path)
+            manifests.load(path, pod_security=CORPUS_POLICY)
         except errors.ManifestError:
             return
     for obj in doc["items"] if doc.get("kind") == "List" else [doc]:
         kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+    # mutated() puts line breaks and control characters into names and labels too.
+    for field in name_fields(doc):
+        assert kubernetes_accepts_name(field.rule, field.value(doc)), field
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrupted())
+def test_kubernetes_accepts_every_name_and_label_podyard_accepts(
+    case: tuple[dict[str, Any], tuple[Any, ...]]
+) -> None:
+    doc, _ = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "m.yaml")
+        path.write_text(yaml.safe_dump(doc))
+        try:
+            manifests.load(path, pod_security=CORPUS_POLICY)
+        except errors.ManifestError:
+            return
+    for field in name_fields(doc):
+        assert kubernetes_accepts_name(field.rule, field.value(doc)), field
 
 
 # The schemas: same names, same types, and every other Kubernetes field listed as unsupported.

@@ -13,6 +13,8 @@ import pytest
 from reconciler import errors, manifests, model
 from reconciler.manifests import documents
 
+from .test_manifests_property import CORPUS_POLICY
+
 pytestmark = pytest.mark.unit
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -59,7 +61,7 @@ def test_reports_exactly_the_expected_problems(case: Path) -> None:
 
 @pytest.mark.parametrize("case", cases("valid"), ids=lambda p: p.name)
 def test_accepts_valid_manifest(case: Path) -> None:
-    state = manifests.load(case)
+    state = manifests.load(case, pod_security=CORPUS_POLICY)
     assert sum(state.counts().values()) >= 1
 
 
@@ -108,7 +110,7 @@ def test_builds_the_model_with_kubernetes_defaults() -> None:
 
 
 def test_builds_every_supported_pod_field() -> None:
-    (pod,) = manifests.load(CORPUS / "valid" / "pod-full.yaml").pods
+    (pod,) = manifests.load(CORPUS / "valid" / "pod-full.yaml", pod_security=CORPUS_POLICY).pods
     main, sidecar = pod.template.spec.containers
     assert pod.namespace == "kube-system"
     assert pod.template.labels == (("app.kubernetes.io/name", "full"), ("tier", ""))

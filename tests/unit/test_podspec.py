@@ -100,7 +100,9 @@ def test_app_containers_join_the_sandbox_by_name() -> None:
     c = model.Container("app", "busybox")
     specs = podspec.pod(identity(c), "node1", "default", "podyard/pause:1")
     assert specs.pause.name == PAUSE_NAME
-    assert specs.pause.config["HostConfig"] == {"NetworkMode": "default", "IpcMode": "shareable"}
+    assert specs.pause.config["HostConfig"] == {
+        "NetworkMode": "default", "IpcMode": "shareable", **podspec.HARDENING,
+    }
     assert specs.pause.config["Hostname"] == "web-1"
     [app] = specs.apps
     assert app.name == f"k8s_app_web-1_default_{UID}_0"
@@ -135,6 +137,10 @@ HOST = model.Volume("logs", host_path="/var/log/app")
         (
             (model.VolumeMount("shared", "/a"), model.VolumeMount("shared", "/b")),
             [f"podyard_{UID}_shared:/a:rw,nocopy", f"podyard_{UID}_shared:/b:rw,nocopy"],
+        ),
+        (  # one volume at two paths is bound at both, each with its own mode
+            (model.VolumeMount("logs", "/a", read_only=True), model.VolumeMount("logs", "/b")),
+            ["/var/log/app:/a:ro", "/var/log/app:/b:rw"],
         ),
     ],
 )
@@ -173,7 +179,37 @@ def test_limits_and_requests_map_as_the_kubelet_maps_them(
     resources: model.Resources, expected: dict[str, int]
 ) -> None:
     host_config = app_config(model.Container("app", "busybox", resources=resources))["HostConfig"]
-    assert {k: v for k, v in host_config.items() if k not in ("NetworkMode", "IpcMode")} == expected
+    others = {"NetworkMode", "IpcMode", *podspec.HARDENING}
+    assert {k: v for k, v in host_config.items() if k not in others} == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SecurityOpt", ["no-new-privileges"]),  # setuid binaries gain nothing
+        ("PidsLimit", podspec.PIDS_LIMIT),  # a fork bomb stays in its container
+        ("CapDrop", ["NET_RAW"]),  # Docker's defaults less NET_RAW, as Kubernetes' restricted
+    ],
+)
+def test_every_container_and_the_sandbox_are_hardened(key: str, value: Any) -> None:
+    c = model.Container("app", "busybox", resources=model.Resources(memory_limit=2**26))
+    specs = podspec.pod(identity(c), "node1", "default", "podyard/pause:1")
+    restarted = podspec.app(identity(c), "node1", "default", c, restarts=1, streak=1)
+    for spec in (specs.pause, *specs.apps, restarted):
+        assert spec.config["HostConfig"][key] == value, spec.name
+    assert "CapAdd" not in specs.apps[0].config["HostConfig"]
+
+
+def test_the_pids_limit_is_a_named_bound_well_above_a_real_service() -> None:
+    assert 1024 <= podspec.PIDS_LIMIT <= 32768
+
+
+def test_hardening_lists_are_not_shared_between_requests() -> None:
+    c = model.Container("app", "busybox")
+    first = podspec.app(identity(c), "node1", "default", c, restarts=0, streak=0)
+    first.config["HostConfig"]["CapDrop"].append("CHOWN")
+    again = podspec.app(identity(c), "node1", "default", c, restarts=0, streak=0)
+    assert again.config["HostConfig"]["CapDrop"] == ["NET_RAW"]
 
 
 def test_the_grace_period_is_the_stop_timeout_and_a_label() -> None:
