@@ -400,3 +400,15 @@ def build_service(
         ),
         source=source,
     )
+
+
+@dataclass(frozen=True)
+class CommitTrust:
+    """Whether a committed tree applies only when HEAD is signed, and by whom (the cluster
+    file's `verifyCommits` and `trustedSigners`)."""
+
+    verify: bool = False
+    signers: tuple[str, ...] = ()  # SSH public key lines or OpenPGP public key blocks
+
+
+NO_COMMIT_TRUST = CommitTrust()  # signatures are not checked

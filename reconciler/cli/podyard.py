@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from reconciler import errors, manifests, model, observe, plan
-from reconciler.cli import nodes, tables
+from reconciler.cli import nodes, summary, tables
 from reconciler.cli.console import EXIT_INVALID, EXIT_OK, Console, guard
 from reconciler.cluster import config
 from reconciler.control import status
@@ -46,6 +46,9 @@ def podyard_parser() -> argparse.ArgumentParser:
     describe.add_argument("kind", choices=[*POD_KINDS, *NODE_KINDS])
     describe.add_argument("name")
     _namespace_args(describe)
+    sub.add_parser(
+        "status", help="what the controller last reported: revision applied, nodes, pending"
+    )
     logs = sub.add_parser("logs", help="print a container's logs")
     logs.add_argument("pod")
     logs.add_argument("-c", "--container", help="container name (default: the only one)")
@@ -68,6 +71,9 @@ def podyard_main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def _podyard(args: argparse.Namespace, console: Console) -> int:
+    if args.command == "status":
+        print(summary.text(status.read_all(args.scope)), file=console.out)
+        return EXIT_OK
     cluster = config.load_cluster(args.cluster) if args.cluster else config.local_cluster()
     drivers = driver.connect(cluster, parallelism=4, scope=args.scope)
     try:

@@ -21,7 +21,7 @@ from typing import Any, NoReturn, assert_never
 
 import yaml
 
-from reconciler import labels, manifests, model, plan
+from reconciler import errors, labels, manifests, model, plan
 from reconciler.cli.console import (
     EXIT_NOT_CONVERGED,
     EXIT_OK,
@@ -146,8 +146,19 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
     pod_security = cluster.pod_security
     if args.pod_security:
         pod_security = dataclasses.replace(pod_security, level=args.pod_security)
-    loader = manifests.Loader(args.path, committed=args.committed, pod_security=pod_security)
-    desired = loader.load()
+    loader = manifests.Loader(
+        args.path, committed=args.committed, pod_security=pod_security,
+        trust=cluster.commit_trust,
+    )
+    try:
+        desired = loader.load()
+    except errors.ManifestError as e:
+        if not args.watch:
+            raise
+        # A controller waits for valid manifests rather than exiting (and restarting) on them.
+        for problem in e.problems:
+            console.warn(f"invalid manifest: {problem}")
+        desired = model.DesiredState()
     if args.validate:
         for line in manifests.summary(desired):
             console.info(line)

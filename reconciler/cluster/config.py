@@ -53,6 +53,7 @@ class Cluster:
     eviction_delay: float | None = None
     reserved: Reserved = field(default_factory=Reserved)
     pod_security: model.PodSecurity = model.DEFAULT_POD_SECURITY
+    commit_trust: model.CommitTrust = field(default_factory=model.CommitTrust)
 
 
 def local_cluster() -> Cluster:
@@ -86,7 +87,21 @@ def load_cluster(path: Path) -> Cluster:
         eviction_delay=_seconds(path, data, "evictionDelay"),
         reserved=_reserved(path, data.get("reserved")),
         pod_security=_pod_security(path, data.get("podSecurity")),
+        commit_trust=_commit_trust(path, data),
     )
+
+
+def _commit_trust(path: Path, data: dict[str, Any]) -> model.CommitTrust:
+    """`verifyCommits: true` with `trustedSigners: [<SSH public key or OpenPGP block>, ...]`."""
+    verify = data.get("verifyCommits", False)
+    signers = data.get("trustedSigners") or []
+    if not isinstance(verify, bool):
+        raise errors.ClusterError(f"{path}: verifyCommits must be true or false")
+    if not isinstance(signers, list) or not all(isinstance(s, str) and s for s in signers):
+        raise errors.ClusterError(f"{path}: trustedSigners must be a list of public keys")
+    if verify and not signers:
+        raise errors.ClusterError(f"{path}: verifyCommits needs at least one trustedSigners key")
+    return model.CommitTrust(verify=verify, signers=tuple(signers))
 
 
 def _seconds(path: Path, data: dict[str, Any], key: str) -> float | None:

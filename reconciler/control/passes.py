@@ -83,6 +83,9 @@ class Controller:
         self.observer = observation.Observer(drivers, self.health, clock, self._transition)
         self._available: frozenset[str] = frozenset(drivers)
         self._status_warned = False
+        self.applied_revision = ""  # the revision of the manifests the last pass applied
+        self.manifests_problem = ""  # why newer manifests are not applied, if they are not
+        self._last_plan = actions.Plan()
         # Called with each node's change of state (the watch loop wakes on it).
         self.on_change: Callable[[health.Transition], None] | None = None
         self.scope = next((d.scope for d in drivers.values() if d.scope), "")
@@ -157,6 +160,11 @@ class Controller:
             ))
         return tuple(nodes)
 
+    def refused(self, problem: str) -> None:
+        """Newer manifests cannot be applied (invalid, or refused): say so in the status."""
+        self.manifests_problem = problem
+        self.write_status(self._last_plan)
+
     def write_status(self, the_plan: actions.Plan) -> None:
         """Report nodes and pending pods for `podyard get` (see `status.py`)."""
         path = self.options.status_file
@@ -164,7 +172,8 @@ class Controller:
             return
         names = [n.name for n in self.cluster.nodes]
         doc = status.document(
-            self.scope, self.health, self.observer, names, the_plan, self.clock()
+            self.scope, self.health, self.observer, names, the_plan, self.clock(),
+            {"applied": self.applied_revision, "problem": self.manifests_problem},
         )
         if not status.write(path, doc) and not self._status_warned:
             self._status_warned = True
@@ -192,6 +201,8 @@ class Controller:
         """Observe, plan, apply once: on the nodes that answered, stale pods removed first."""
         view = self.survey()
         the_plan = _on_available(self.plan(desired, list(view.pods)), view)
+        self.applied_revision = str(desired.revision)
+        self._last_plan = the_plan
         self.write_status(the_plan)
         if the_plan.empty:
             return PassResult(the_plan, None, len(view.pods))

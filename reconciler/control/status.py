@@ -34,11 +34,14 @@ def document(
     names: list[str],
     the_plan: plan.Plan,
     now: float,
+    manifests: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The status of one pass, as plain JSON data."""
+    """The status of one pass, as plain JSON data; `manifests`: the revision applied, and
+    why the newest one is not (invalid, or a commit signature refused), if it is not."""
     return {
         "scope": scope,
         "time": now,
+        "manifests": manifests or {},
         "nodes": {name: _node(name, nodes, observer) for name in names},
         "pending": [
             {"namespace": ns, "name": name, "reason": reason}

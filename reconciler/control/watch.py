@@ -83,7 +83,7 @@ def watch(
             if time.monotonic() >= resync_at:
                 controller.resync()
                 resync_at = time.monotonic() + controller.options.resync
-            desired, changed = _reload(load, desired, controller.reporter)
+            desired, changed = _reload(load, desired, controller)
             if desired is None:
                 wait = controller.options.resync
                 continue
@@ -145,9 +145,10 @@ def _next_wait(result: passes.PassResult, resync: float) -> float:
 def _reload(
     load: Callable[[], model.DesiredState],
     last: model.DesiredState | None,
-    reporter: passes.Reporter,
+    controller: passes.Controller,
 ) -> tuple[model.DesiredState | None, bool]:
     """The manifests if valid, else the last valid state (and the errors reported)."""
+    reporter = controller.reporter
     try:
         desired = load()
     except errors.ManifestError as e:
@@ -155,7 +156,11 @@ def _reload(
             reporter.warn(f"invalid manifest: {problem}")
         kept = "keeping the last valid state" if last else "nothing applied yet"
         reporter.warn(f"{e}; {kept}")
+        first = f": {e.problems[0]}" if e.problems else ""
+        controller.refused(f"{e}{first}; {kept}")
         return last, False
+    if controller.manifests_problem:
+        controller.manifests_problem = ""
     return desired, desired != last
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import errors, model
-from reconciler.manifests import documents, files, policy, report, rules, schema
+from reconciler.manifests import documents, files, policy, report, rules, schema, signatures
 
 BUILTIN_NAMESPACES = ("default", "kube-system")
 
@@ -111,8 +111,10 @@ class Loader:
         committed: bool = False,
         limits: documents.Limits = documents.DEFAULT_LIMITS,
         pod_security: model.PodSecurity = model.DEFAULT_POD_SECURITY,
+        trust: model.CommitTrust = model.NO_COMMIT_TRUST,
     ) -> None:
         self.root = Path(root)
+        self.trust = trust
         self.committed = committed
         self.limits = limits
         self.pod_security = pod_security
@@ -128,6 +130,10 @@ class Loader:
             e.settled for e in entries
         ):
             return self._result(self._last[1])
+        refused = self._unverified(revision)
+        if refused is not None:
+            self._last = (fingerprint, refused)
+            return self._result(refused)
         results = {e.name: self._read(e) for e in entries}
         self._files = {e.name: results[e.name] for e in entries if e.settled}
         objects = [o for r in results.values() for o in r.objects]
@@ -140,6 +146,19 @@ class Loader:
         )
         self._last = (fingerprint, outcome)
         return self._result(outcome)
+
+    def _unverified(self, revision: model.Revision) -> errors.ManifestError | None:
+        """With verifyCommits, a HEAD not signed by a trusted key applies nothing."""
+        if not self.trust.verify:
+            return None
+        if not self.committed:
+            why = "verifyCommits needs --committed: a work tree has no signature to check"
+            return errors.ManifestError([errors.Problem(str(self.root), 0, "", why)])
+        found = signatures.unverified(files.git_dir(self.root) or self.root, self.trust)
+        if found is None:
+            return None
+        why = f"commit {revision}: {found}"
+        return errors.ManifestError([errors.Problem(str(self.root), 0, "", why)])
 
     def _read(self, entry: files.Entry) -> _FileResult:
         known = self._files.get(entry.name)

@@ -13,30 +13,15 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+
+from reconciler import model
 
 GIT_TIMEOUT = 10.0
 _SSH_TYPES = ("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")
 
 
-@dataclass(frozen=True)
-class Trust:
-    """Whether commits must be signed, and by whom."""
-
-    verify: bool = False
-    signers: tuple[str, ...] = ()  # SSH public key lines or OpenPGP public key blocks
-
-    @property
-    def ssh_keys(self) -> tuple[str, ...]:
-        return tuple(s.strip() for s in self.signers if s.strip().startswith(_SSH_TYPES))
-
-    @property
-    def pgp_keys(self) -> tuple[str, ...]:
-        return tuple(s for s in self.signers if "BEGIN PGP PUBLIC KEY BLOCK" in s)
-
-
-def unverified(repo: Path, trust: Trust) -> str | None:
+def unverified(repo: Path, trust: model.CommitTrust) -> str | None:
     """Why HEAD of `repo` may not be applied; None when it may (or verification is off)."""
     if not trust.verify:
         return None
@@ -56,14 +41,17 @@ def unverified(repo: Path, trust: Trust) -> str | None:
     return "HEAD is not signed by a trusted key: " + _reason(done.stderr.decode(errors="replace"))
 
 
-def _verifier(scratch: Path, trust: Trust) -> tuple[list[str], dict[str, str]]:
+def _verifier(
+    scratch: Path, trust: model.CommitTrust
+) -> tuple[list[str], dict[str, str]]:
     """git's options and environment to check signatures against the trusted keys only."""
     allowed = scratch / "allowed_signers"
-    allowed.write_text("".join(f'* namespaces="git" {key}\n' for key in trust.ssh_keys))
+    ssh_keys = [s.strip() for s in trust.signers if s.strip().startswith(_SSH_TYPES)]
+    allowed.write_text("".join(f'* namespaces="git" {key}\n' for key in ssh_keys))
     home = scratch / "gnupg"
     home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
-    for block in trust.pgp_keys:
+    for block in (s for s in trust.signers if "BEGIN PGP PUBLIC KEY BLOCK" in s):
         subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=block.encode(),
                        env=env, capture_output=True, timeout=GIT_TIMEOUT, check=False)
     # The keys are the only trust: no user or system configuration may add to them.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import model, observe, plan
-from reconciler.cli import nodes, tables
+from reconciler.cli import nodes, summary, tables
 from reconciler.cluster import config, health
 from reconciler.control import observation, status
 
@@ -86,3 +86,18 @@ def test_a_node_that_does_not_answer_this_command_is_not_ready_whatever_the_file
 )
 def test_memory_is_printed_in_binary_units(value: int, text: str) -> None:
     assert tables.bytes_text(value) == text
+
+
+def test_podyard_status_says_what_is_applied_and_why_newer_is_not() -> None:
+    doc = {
+        "scope": "default", "time": time.time() - 3,
+        "manifests": {"applied": "abc123", "problem": "commit def456: HEAD is not signed"},
+        "nodes": {"node1": {"state": "Ready"}, "node2": {"state": "NotReady"}},
+        "pending": [{"namespace": "default", "name": "huge", "reason": "0/2 nodes..."}],
+    }
+    text = summary.text([doc])
+    assert "Applied:     revision abc123" in text
+    assert "Not applied: commit def456: HEAD is not signed" in text
+    assert "Nodes:       node1 Ready, node2 NotReady" in text
+    assert "Pending:     default/huge: 0/2 nodes..." in text
+    assert "no controller status" in summary.text([])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import errors, manifests, model
+from reconciler.cluster import config
 from reconciler.manifests import signatures
 
 pytestmark = pytest.mark.unit
@@ -43,13 +45,13 @@ def repo(tmp_path: Path) -> Path:
 
 def test_verification_off_accepts_anything(repo: Path) -> None:
     commit(repo, None)
-    assert signatures.unverified(repo, signatures.Trust()) is None
+    assert signatures.unverified(repo, model.CommitTrust()) is None
 
 
 def test_a_commit_signed_by_a_trusted_key_is_accepted(repo: Path, tmp_path: Path) -> None:
     private, public = key(tmp_path, "alice")
     commit(repo, private)
-    assert signatures.unverified(repo, signatures.Trust(True, (public,))) is None
+    assert signatures.unverified(repo, model.CommitTrust(True, (public,))) is None
 
 
 @pytest.mark.parametrize("signed_by", [None, "mallory"])
@@ -59,7 +61,7 @@ def test_unsigned_or_untrusted_commits_are_refused_with_the_reason(
     _, trusted = key(tmp_path, "alice")
     signer = key(tmp_path, signed_by)[0] if signed_by else None
     commit(repo, signer)
-    reason = signatures.unverified(repo, signatures.Trust(True, (trusted,)))
+    reason = signatures.unverified(repo, model.CommitTrust(True, (trusted,)))
     assert reason is not None and reason.startswith("HEAD is not signed by a trusted key")
 
 
@@ -67,7 +69,7 @@ def test_a_signed_commit_on_top_of_a_signed_one_must_itself_be_signed(
     repo: Path, tmp_path: Path
 ) -> None:
     private, public = key(tmp_path, "alice")
-    trust = signatures.Trust(True, (public,))
+    trust = model.CommitTrust(True, (public,))
     commit(repo, private)
     assert signatures.unverified(repo, trust) is None
     commit(repo, None)
@@ -76,6 +78,57 @@ def test_a_signed_commit_on_top_of_a_signed_one_must_itself_be_signed(
 
 def test_verification_without_any_trusted_key_refuses(repo: Path) -> None:
     commit(repo, None)
-    assert signatures.unverified(repo, signatures.Trust(True, ())) == (
+    assert signatures.unverified(repo, model.CommitTrust(True, ())) == (
         "verifyCommits is on but trustedSigners lists no key"
+    )
+
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n" \
+      "    - name: app\n      image: busybox:1\n"
+
+
+def test_the_loader_applies_only_a_verified_head_and_keeps_refusing_until_one_is(
+    repo: Path, tmp_path: Path
+) -> None:
+    private, public = key(tmp_path, "alice")
+    (repo / "web.yaml").write_text(POD)  # commit() rewrites pod.yaml, not this
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=ENV)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "unsigned"], check=True, env=ENV)
+    loader = manifests.Loader(repo, committed=True, trust=model.CommitTrust(True, (public,)))
+    for _ in range(2):  # the refusal is remembered for the revision, and said again
+        with pytest.raises(errors.ManifestError) as refused:
+            loader.load()
+        assert "is not signed by a trusted key" in refused.value.problems[0].reason
+    commit(repo, private)
+    assert [p.name for p in loader.load().pods] == ["a"]
+
+
+def test_verify_commits_needs_the_committed_tree(repo: Path, tmp_path: Path) -> None:
+    _, public = key(tmp_path, "alice")
+    loader = manifests.Loader(repo, trust=model.CommitTrust(True, (public,)))
+    with pytest.raises(errors.ManifestError, match="1 problem"):
+        loader.load()
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("verifyCommits: yes-please\n", "verifyCommits must be true or false"),
+        ("verifyCommits: true\n", "verifyCommits needs at least one trustedSigners key"),
+        ("trustedSigners: ssh-ed25519 AAAA\n", "trustedSigners must be a list"),
+    ],
+)
+def test_a_bad_trust_section_is_a_cluster_error(tmp_path: Path, text: str, error: str) -> None:
+    path = tmp_path / "cluster.yml"
+    path.write_text("nodes: [{name: n1, endpoint: 'unix:///var/run/docker.sock'}]\n" + text)
+    with pytest.raises(errors.ClusterError, match=error):
+        config.load_cluster(path)
+
+
+def test_the_trust_section_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yml"
+    path.write_text("nodes: [{name: n1, endpoint: 'unix:///var/run/docker.sock'}]\n"
+                    "verifyCommits: true\ntrustedSigners: ['ssh-ed25519 AAAA alice']\n")
+    assert config.load_cluster(path).commit_trust == model.CommitTrust(
+        True, ("ssh-ed25519 AAAA alice",)
     )
