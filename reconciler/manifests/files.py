@@ -26,6 +26,12 @@ GIT_TIMEOUT = 10.0
 # A file changed this recently may change again within the same timestamp tick, unseen by
 # its stat signature (Git's "racy" files): such a file is read again on the next scan.
 RACY_NS = 2_000_000_000
+# Whoever can push manifests must not make the controller read (and echo, in an error) a
+# file outside the repository, nor apply one that was never committed: links are refused.
+SYMLINK = (
+    "is a symbolic link: podyard never follows links in the manifests (one could point "
+    "outside them); put the file itself there"
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,10 @@ def _scan_work_tree(root: Path, limits: documents.Limits) -> list[Entry]:
         # was most of a 1,000-file scan's time.
         relative = os.path.relpath(directory, root).replace(os.sep, "/")
         prefix = "" if relative == "." else relative + "/"
+        # os.walk lists a link to a directory among the directories and does not enter it.
+        linked = [d for d in subdirs if os.path.islink(os.path.join(directory, d))]
+        found += [Entry(prefix + d, None, problem=SYMLINK) for d in linked]
+        subdirs[:] = [d for d in subdirs if d not in linked]
         for name in sorted(names):
             if not name.startswith(".") and name.endswith(EXTENSIONS):
                 path = os.path.join(directory, name)
@@ -131,10 +141,12 @@ def _scan_work_tree(root: Path, limits: documents.Limits) -> list[Entry]:
 
 def _stat_entry(path: str, name: str, limits: documents.Limits, now: int) -> Entry:
     try:
-        info = os.stat(path)
+        info = os.lstat(path)
     except OSError as e:
         return Entry(name, None, settled=False, problem=f"cannot read: {e.strerror or e}")
     key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    if stat.S_ISLNK(info.st_mode):
+        return Entry(name, key, problem=SYMLINK)
     if not stat.S_ISREG(info.st_mode):
         return Entry(name, key, problem="not a regular file")
     if info.st_size > limits.max_bytes:
@@ -189,32 +201,38 @@ def _scan_commit(root: Path, limits: documents.Limits) -> list[Entry]:
     if not root.is_dir() and not wanted:
         raise fail("not in Git's HEAD commit")
     entries = []
-    for name, oid, size in wanted:
-        if size > limits.max_bytes:
+    for name, oid, size, link in wanted:
+        if link:
+            entries.append(Entry(name, oid, problem=SYMLINK))
+        elif size > limits.max_bytes:
             entries.append(Entry(name, oid, problem=_too_large(size, limits)))
         else:
             entries.append(Entry(name, oid, blob=oid, repo=toplevel, size=size))
     return entries
 
 
-def _tree_entries(listing: bytes, prefix: str, is_dir: bool) -> Iterator[tuple[str, str, int]]:
-    """(name relative to root, blob id, size) of each manifest blob in `ls-tree -r -l -z`."""
+def _tree_entries(
+    listing: bytes, prefix: str, is_dir: bool
+) -> Iterator[tuple[str, str, int, bool]]:
+    """(name relative to root, blob id, size, is a link) of each manifest blob, and of each
+    symbolic link (whatever its name), in `ls-tree -r -l -z`."""
     for entry in listing.split(b"\0"):
         if not entry:
             continue
         meta, _, raw_path = entry.partition(b"\t")
         mode, kind, oid, size = meta.decode().split()
         path = raw_path.decode("utf-8", "replace")
-        if kind != "blob" or mode == "120000":
+        link = mode == "120000"
+        if kind != "blob":
             continue
         if not is_dir:
-            yield Path(path).name, oid, int(size)
+            yield Path(path).name, oid, int(size), link
             continue
         name = path[len(prefix) + 1:] if prefix and prefix != "." else path
         parts = name.split("/")
-        if any(p.startswith(".") for p in parts) or not name.endswith(EXTENSIONS):
+        if any(p.startswith(".") for p in parts) or not (link or name.endswith(EXTENSIONS)):
             continue
-        yield name, oid, int(size)
+        yield name, oid, int(size), link
 
 
 def git_dir(root: Path) -> Path | None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from reconciler import errors, manifests, model
-from reconciler.manifests import documents, rules
+from reconciler.manifests import documents, files, rules
 
 pytestmark = pytest.mark.unit
 
@@ -426,7 +426,7 @@ def test_a_megabyte_of_unknown_fields_gets_a_capped_answer(tmp_path: Path) -> No
     print(f"\n{len(text)} bytes, {fields} unknown fields: answered in {seconds:.2f} s")
 
 
-# --committed: a symlink committed in Git is never followed.
+# A symlink, committed in Git or in a plain directory, is refused by name, never followed.
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -455,9 +455,16 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_committed_symlinks_are_skipped_not_followed(repo: Path) -> None:
-    state = manifests.load(repo / "m", committed=True)
-    assert [(p.name, p.source) for p in state.pods] == [("app", model.Source("pod.yaml", 1))]
+@pytest.mark.parametrize("committed", [True, False])
+def test_symlinks_are_refused_by_name_and_never_read(repo: Path, committed: bool) -> None:
+    (repo / "m" / "linked").symlink_to("/etc")  # a link to a directory, not committed
+    with pytest.raises(errors.ManifestError) as refused:
+        manifests.load(repo / "m", committed=committed)
+    named = [(p.file, p.reason) for p in refused.value.problems]
+    expected = ["copy.yaml", "passwd.yaml"] + ([] if committed else ["linked"])
+    assert sorted(file for file, _ in named) == sorted(expected)
+    assert all(reason == files.SYMLINK for _, reason in named)
+    assert "root:" not in str(refused.value.problems)  # /etc/passwd was never read
 
 
 def test_a_committed_symlink_out_of_the_tree_named_alone_is_not_read(repo: Path) -> None:
