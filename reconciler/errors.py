@@ -16,6 +16,16 @@ class PodyardError(Exception):
     """Base of every error podyard raises on purpose."""
 
 
+EXCERPT = 40  # characters of a manifest's value an error message may quote
+
+
+def excerpt(value: object) -> str:
+    """A value as an error quotes it: its repr, cut short. An error must never carry much of a
+    file's content (it goes to logs), only enough to find the offending value."""
+    text = repr(value)
+    return text if len(text) <= EXCERPT else text[: EXCERPT - 4] + "...'"
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with one manifest: where it is and why it is wrong."""

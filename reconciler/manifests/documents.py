@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from reconciler import errors
+
 Path = tuple[str | int, ...]
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -200,7 +202,7 @@ class _Builder:
             raise ParseError(line, f"mapping key {event.value} must be a string: quote it")
         if key in top.value:
             first = top.first_lines[key]
-            raise ParseError(line, f"duplicate key {key!r} (first at line {first})")
+            raise ParseError(line, f"duplicate key {errors.excerpt(key)} (first at line {first})")
         top.key, top.key_line = key, line
         top.first_lines[key] = line
 

@@ -27,6 +27,8 @@ from typing import Any
 from reconciler import errors, model
 from reconciler.manifests import documents, files, policy, report, rules, schema, signatures
 
+_shown = errors.excerpt  # a value of a manifest, as an error may quote it
+
 BUILTIN_NAMESPACES = ("default", "kube-system")
 
 
@@ -317,7 +319,7 @@ def _cross_checks(objects: list[_Object]) -> list[errors.Problem]:
         seen[key] = obj
         if namespace and namespace not in namespaces:
             problems.append(obj.problem(("metadata", "namespace"), (
-                f"namespace {namespace!r} is not declared: add a Namespace manifest for it "
+                f"namespace {_shown(namespace)} is not declared: add a Namespace manifest for it "
                 f"(only {' and '.join(BUILTIN_NAMESPACES)} exist without one)")))
         if obj.kind == "Service":
             problems += _service_clashes(obj, taken)

@@ -14,8 +14,10 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from reconciler import model
+from reconciler import errors, model
 from reconciler.manifests.documents import Path
+
+_shown = errors.excerpt  # a value of a manifest, as an error may quote it
 
 Finding = tuple[Path, str]
 
@@ -58,7 +60,7 @@ def dns_label(value: str) -> str | None:
     if len(value) > 63:
         return "must be no more than 63 characters"
     if not _DNS_LABEL.fullmatch(value):
-        return (f"{value!r} must be a DNS-1123 label: lower case letters, digits and '-', "
+        return (f"{_shown(value)} must be a DNS-1123 label: lower case letters, digits and '-', "
                 "starting and ending with a letter or digit")
     return None
 
@@ -68,7 +70,7 @@ def dns_1035_label(value: str) -> str | None:
     if len(value) > 63:
         return "must be no more than 63 characters"
     if not _DNS_1035.fullmatch(value):
-        return (f"{value!r} must be a DNS-1035 label: lower case letters, digits and '-', "
+        return (f"{_shown(value)} must be a DNS-1035 label: lower case letters, digits and '-', "
                 "starting with a letter and ending with a letter or digit")
     return None
 
@@ -78,7 +80,7 @@ def dns_subdomain(value: str) -> str | None:
     if len(value) > 253:
         return "must be no more than 253 characters"
     if not _DNS_SUBDOMAIN.fullmatch(value):
-        return (f"{value!r} must be a DNS-1123 subdomain: lower case letters, digits, '-' "
+        return (f"{_shown(value)} must be a DNS-1123 subdomain: lower case letters, digits, '-' "
                 "and '.', starting and ending with a letter or digit")
     return None
 
@@ -87,13 +89,13 @@ def qualified_name(value: str) -> str | None:
     """Why `value` is not a label or annotation key ([prefix/]name), or None."""
     prefix, _, name = value.rpartition("/")
     if "/" in value and (not prefix or "/" in prefix):
-        return f"key {value!r} must be a name with an optional DNS subdomain prefix and '/'"
+        return f"key {_shown(value)} must be a name with an optional DNS subdomain prefix and '/'"
     if prefix and dns_subdomain(prefix):
-        return f"key prefix {prefix!r} must be a DNS-1123 subdomain"
+        return f"key prefix {_shown(prefix)} must be a DNS-1123 subdomain"
     if len(name) > 63:
-        return f"key name {name!r} must be no more than 63 characters"
+        return f"key name {_shown(name)} must be no more than 63 characters"
     if not _LABEL_NAME.fullmatch(name):
-        return (f"key name {name!r} must consist of letters, digits, '-', '_' or '.', "
+        return (f"key name {_shown(name)} must consist of letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit")
     return None
 
@@ -101,9 +103,9 @@ def qualified_name(value: str) -> str | None:
 def label_value(value: str) -> str | None:
     """Why `value` is not a label value, or None."""
     if len(value) > 63:
-        return f"value {value!r} must be no more than 63 characters"
+        return f"value {_shown(value)} must be no more than 63 characters"
     if value and not _LABEL_NAME.fullmatch(value):
-        return (f"value {value!r} must be empty or consist of letters, digits, '-', '_' or "
+        return (f"value {_shown(value)} must be empty or consist of letters, digits, '-', '_' or "
                 "'.', starting and ending with a letter or digit")
     return None
 
@@ -111,11 +113,11 @@ def label_value(value: str) -> str | None:
 def iana_svc_name(value: str) -> str | None:
     """Why `value` is not an IANA_SVC_NAME (named ports), or None."""
     if len(value) > 15:
-        return f"{value!r} must be no more than 15 characters"
+        return f"{_shown(value)} must be no more than 15 characters"
     if not _SVC_NAME.fullmatch(value) or not re.search("[a-z]", value):
-        return f"{value!r} must contain only lower case letters, digits and '-', and a letter"
+        return f"{_shown(value)} must contain only lower case letters, digits and '-', and a letter"
     if value.startswith("-") or value.endswith("-") or "--" in value:
-        return f"{value!r} must not begin or end with '-' or contain '--'"
+        return f"{_shown(value)} must not begin or end with '-' or contain '--'"
     return None
 
 
@@ -124,11 +126,11 @@ def quantity(value: Any) -> tuple[decimal.Decimal | None, str | None]:
     try:
         parsed = model.parse_quantity(value)
     except (ValueError, ArithmeticError):
-        return None, f"{value!r} is not a quantity (like 250m, 64Mi or 2)"
+        return None, f"{_shown(value)} is not a quantity (like 250m, 64Mi or 2)"
     if parsed < 0:
-        return None, f"{value!r} must not be negative"
+        return None, f"{_shown(value)} must not be negative"
     if parsed > _MAX_QUANTITY:
-        return None, f"{value!r} is too large"
+        return None, f"{_shown(value)} is too large"
     return parsed, None
 
 
@@ -222,7 +224,7 @@ def _pod_spec(path: Path, spec: Mapping[str, Any]) -> Iterator[Finding]:
             if reason:
                 yield (*where, "name"), reason
             elif name in names:
-                reason = f"duplicate container name {name!r} (also containers[{names[name]}])"
+                reason = f"duplicate container name {_shown(name)} (also containers[{names[name]}])"
                 yield (*where, "name"), reason
             names.setdefault(name, i)
         yield from _container(where, container, volumes, host_ports)
@@ -240,7 +242,7 @@ def _volumes(path: Path, value: Any) -> tuple[set[str], list[Finding]]:
             if reason:
                 findings.append(((*path, i, "name"), reason))
             elif name in declared:
-                findings.append(((*path, i, "name"), f"duplicate volume name {name!r}"))
+                findings.append(((*path, i, "name"), f"duplicate volume name {_shown(name)}"))
             declared.add(name)
         sources = [k for k in ("emptyDir", "hostPath") if k in volume]
         others = set(volume) - {"name", "emptyDir", "hostPath"}  # the schema reports those
@@ -256,13 +258,14 @@ def _volumes(path: Path, value: Any) -> tuple[set[str], list[Finding]]:
 def bind_path(path: str) -> str | None:
     """Why `path` cannot be a side of a Docker bind (a hostPath or a mountPath), or None."""
     if not path.startswith("/") or ".." in path.split("/"):
-        return f"{path!r} must be an absolute path without '..'"
+        return f"{_shown(path)} must be an absolute path without '..'"
     if "\0" in path:
         return _NUL
     separators = [c for c in _BIND_SEPARATORS if c in path]
     if separators:
         them = "it" if len(separators) == 1 else "them"
-        return (f"{path!r} must not contain {' or '.join(map(repr, separators))}: Docker's bind "
+        chars = " or ".join(map(repr, separators))
+        return (f"{_shown(path)} must not contain {chars}: Docker's bind "
                 f"syntax (source:target:options) cannot carry {them}")
     return None
 
@@ -278,12 +281,12 @@ def _container(
     working_dir = container.get("workingDir")
     if isinstance(working_dir, str) and working_dir and not working_dir.startswith("/"):
         # Kubernetes leaves this to the runtime; Docker refuses a relative one.
-        yield (*path, "workingDir"), f"{working_dir!r} must be an absolute path"
+        yield (*path, "workingDir"), f"{_shown(working_dir)} must be an absolute path"
     for i, env in _items(container.get("env")):
         name = env.get("name")
         if isinstance(name, str) and not _ENV_NAME.fullmatch(name):
             yield (*path, "env", i, "name"), (
-                f"{name!r} must be an environment variable name: letters, digits, '_', '-' "
+                f"{_shown(name)} must be an environment variable name: letters, digits, '_', '-' "
                 "and '.', not starting with a digit")
     yield from _container_ports(path, container, host_ports)
     yield from _resources((*path, "resources"), _map(container.get("resources")))
@@ -292,13 +295,14 @@ def _container(
         name, mount_path = mount.get("name"), mount.get("mountPath")
         if isinstance(name, str) and name not in volumes:
             yield (*path, "volumeMounts", i, "name"), (
-                f"no volume named {name!r} in the pod's volumes")
+                f"no volume named {_shown(name)} in the pod's volumes")
         if isinstance(mount_path, str):
             reason = bind_path(mount_path)
             if reason:
                 yield (*path, "volumeMounts", i, "mountPath"), reason
             elif mount_path in mount_paths:
-                yield (*path, "volumeMounts", i, "mountPath"), f"{mount_path!r} is mounted twice"
+                twice = f"{_shown(mount_path)} is mounted twice"
+                yield (*path, "volumeMounts", i, "mountPath"), twice
             mount_paths.add(mount_path)
 
 
@@ -329,7 +333,7 @@ def _container_ports(
             if reason:
                 yield (*path, "ports", i, "name"), reason
             elif name in names:
-                yield (*path, "ports", i, "name"), f"duplicate port name {name!r}"
+                yield (*path, "ports", i, "name"), f"duplicate port name {_shown(name)}"
             names.add(name)
         host_port, protocol = port.get("hostPort"), port.get("protocol", "TCP")
         if isinstance(host_port, int) and host_port and isinstance(protocol, str):
@@ -378,7 +382,7 @@ def _service(spec: Mapping[str, Any]) -> Iterator[Finding]:
             if reason:
                 yield (*where, "name"), reason
             elif name in names:
-                yield (*where, "name"), f"duplicate port name {name!r}"
+                yield (*where, "name"), f"duplicate port name {_shown(name)}"
             names.add(name)
         elif len(ports) > 1:
             yield (*where, "name"), "required when a Service has more than one port"
@@ -408,11 +412,11 @@ def _cluster_ip(value: str) -> str | None:
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        return f"{value!r} must be an IPv4 address, or empty to have one assigned"
+        return f"{_shown(value)} must be an IPv4 address, or empty to have one assigned"
     if address.version != 4:
-        return f"{value!r} must be an IPv4 address: podyard does not support IPv6"
+        return f"{_shown(value)} must be an IPv4 address: podyard does not support IPv6"
     if address.is_unspecified or address.is_loopback or address.is_multicast:
-        return f"{value!r} must be a unicast address that is not a loopback one"
+        return f"{_shown(value)} must be a unicast address that is not a loopback one"
     return None
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 
+from reconciler import errors
 from reconciler.manifests.documents import Path
 
 API_VERSION = "v1"
@@ -176,7 +177,7 @@ def _translate(error: jsonschema.ValidationError, budget: _Budget) -> Iterator[F
     elif keyword == "minItems":
         yield path, "must not be empty"
     elif keyword == "const":
-        yield path, f"must be {error.validator_value!r}"
+        yield path, f"must be {errors.excerpt(error.validator_value)}"
     else:  # pragma: no cover - every keyword the schemas use is handled above
         yield path, error.message
 
@@ -231,7 +232,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, int | float):
         return f"the number {value}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        return f"the string {errors.excerpt(value)}"
     return "a list" if isinstance(value, list) else "a mapping"
 
 
@@ -239,7 +240,7 @@ def _enum_reason(sub: Mapping[str, Any], value: Any) -> str:
     allowed = ", ".join(str(v) if v else '""' for v in sub.get("enum", []))
     if value in sub.get("x-kubernetes-values", []):
         return f"{value} is not supported by podyard (supported: {allowed})"
-    return f"must be one of {allowed}, not {value!r}"
+    return f"must be one of {allowed}, not {errors.excerpt(value)}"
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # fullmatch: `$` passes a final newline

@@ -477,3 +477,15 @@ def test_the_committed_tree_counts_toward_the_total_size_limit(repo: Path) -> No
     [problem] = problems_of_tree(repo / "m", documents.Limits(max_total_bytes=10),
                                  committed=True)
     assert problem.reason.startswith(f"the manifest files total {len(POD)} bytes")
+
+
+def test_an_error_quotes_only_a_short_excerpt_of_a_value(tmp_path: Path) -> None:
+    secret = "s3cr3t-" + "x" * 500
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n"
+        f"    tier: '{secret}'\nspec:\n  containers: [{{name: a, image: i}}]\n"
+    )
+    with pytest.raises(errors.ManifestError) as refused:
+        manifests.load(tmp_path)
+    text = str(refused.value.problems)
+    assert "s3cr3t-xxx" in text and "x" * 60 not in text
