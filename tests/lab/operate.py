@@ -55,27 +55,59 @@ spec:
 """
 
 
-def push(lab: Lab, **files: str) -> None:
-    """Replace the manifests in the master's repository with these files."""
-    env = {
+# Pushes go to the push account, which owns the repository and holds nothing else.
+PUSH_USER = "podyard-git"
+REPOSITORY = "/srv/podyard/manifests.git"
+BRANCH = "main"
+
+
+def remote(lab: Lab) -> str:
+    """The master's manifest repository, as users push to it."""
+    return f"ssh://{PUSH_USER}@{lab.addresses[lab.masters[0]]}{REPOSITORY}"
+
+
+def git_env() -> dict[str, str]:
+    """Environment for git commands that reach the lab over SSH with the lab's key."""
+    return {
         "GIT_SSH_COMMAND": " ".join(["ssh", "-i", str(SSH_KEY), *SSH_OPTIONS]),
         "GIT_AUTHOR_NAME": "lab", "GIT_AUTHOR_EMAIL": "lab@example.org",
         "GIT_COMMITTER_NAME": "lab", "GIT_COMMITTER_EMAIL": "lab@example.org",
         "PATH": "/usr/bin:/bin",
     }
-    remote = f"ssh://podyard@{lab.addresses[lab.masters[0]]}/srv/podyard/manifests.git"
+
+
+def git(work: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run git in `work` with the lab's environment; raise with its stderr on failure."""
+    done = subprocess.run(["git", "-C", str(work), *args], env=git_env(), text=True,
+                          capture_output=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
+
+
+def commit_on_tip(lab: Lab, work: Path, **files: str) -> None:
+    """Commit exactly these files in `work`, on top of the branch's tip in the repository.
+
+    The repository refuses force pushes, so a push that replaces the manifests is an ordinary
+    commit whose tree holds only the new files (the old ones deleted), made on the tip.
+    """
+    git(work, "init", "-q", "-b", BRANCH)
+    if git(work, "ls-remote", remote(lab), f"refs/heads/{BRANCH}").stdout.strip():
+        git(work, "fetch", "-q", remote(lab), BRANCH)
+        # HEAD moves to the tip; the index stays empty, so only the files below are committed.
+        git(work, "update-ref", "HEAD", "FETCH_HEAD")
+    for name, text in files.items():
+        (work / f"{name}.yaml").write_text(text)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "--allow-empty", "-m", f"push {uuid.uuid4().hex[:8]}")
+
+
+def push(lab: Lab, **files: str) -> str:
+    """Replace the manifests in the master's repository with these files; the new commit."""
     with tempfile.TemporaryDirectory() as work:
-        for name, text in files.items():
-            (Path(work) / f"{name}.yaml").write_text(text)
-
-        def git(*args: str) -> None:
-            subprocess.run(["git", "-C", work, *args], env=env, check=True,
-                           capture_output=True, timeout=60)
-
-        git("init", "-q", "-b", "main")
-        git("add", "-A")
-        git("commit", "-qm", f"push {uuid.uuid4().hex[:8]}")
-        git("push", "-q", "--force", remote, "main")
+        commit_on_tip(lab, Path(work), **files)
+        git(work, "push", "-q", remote(lab), BRANCH)
+        return git(work, "rev-parse", "HEAD").stdout.strip()
 
 
 def running(lab: Lab, node: str) -> dict[str, list[str]]:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import socket
 import ssl
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
 
-from .hosts import PKI_DIR, SSH_KEY, SSH_OPTIONS, Lab
+from .hosts import PKI_DIR, Lab
+from .operate import push, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -131,38 +130,20 @@ def test_controller_unit_is_active_on_the_master(lab: Lab) -> None:
     assert state == "active", f"podyard-controller is {state}:\n{journal}"
 
 
-def test_git_push_lands_in_the_watched_directory(lab: Lab, tmp_path: Path) -> None:
+def test_git_push_lands_in_the_controllers_clone(lab: Lab) -> None:
     master = lab.masters[0]
     name = f"lab-push-{uuid.uuid4().hex[:8]}"
-    manifest = tmp_path / f"{name}.yaml"
-    manifest.write_text(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
-    git_env = {
-        "GIT_SSH_COMMAND": " ".join(["ssh", "-i", str(SSH_KEY), *SSH_OPTIONS]),
-        "GIT_AUTHOR_NAME": "lab",
-        "GIT_AUTHOR_EMAIL": "lab@example.org",
-        "GIT_COMMITTER_NAME": "lab",
-        "GIT_COMMITTER_EMAIL": "lab@example.org",
-        "PATH": "/usr/bin:/bin",
-    }
-    remote = f"ssh://podyard@{lab.addresses[master]}/srv/podyard/manifests.git"
+    clone = "/var/lib/podyard/manifests"
 
-    def git(*args: str) -> None:
-        subprocess.run(
-            ["git", "-C", str(tmp_path), *args],
-            env=git_env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+    def clone_at(commit: str) -> bool:
+        head = lab.ssh(master, f"sudo -u podyard git -C {clone} rev-parse HEAD", check=False)
+        return head.strip() == commit
 
-    git("init", "--quiet", "--initial-branch=main")
-    git("add", manifest.name)
-    git("commit", "--quiet", "-m", "Add a namespace")
-    git("push", "--quiet", "--force", remote, "main")
-    watched = f"/var/lib/podyard/manifests/{manifest.name}"
-    assert name in lab.ssh(master, f"cat {watched}")
-    # Deleting the file in Git deletes it in the watched directory.
-    git("rm", "--quiet", manifest.name)
-    git("commit", "--quiet", "--allow-empty", "-m", "Remove the namespace")
-    git("push", "--quiet", remote, "main")
-    assert lab.ssh(master, f"test -e {watched} && echo present || echo gone").strip() == "gone"
+    commit = push(lab, **{name: f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"})
+    wait_until("the push in the controller's clone", lambda: clone_at(commit), timeout=30)
+    assert name in lab.ssh(master, f"cat {clone}/{name}.yaml")
+    # Deleting the file in Git deletes it in the clone.
+    commit = push(lab)
+    wait_until("the deletion in the controller's clone", lambda: clone_at(commit), timeout=30)
+    listing = lab.ssh(master, f"ls {clone}")
+    assert f"{name}.yaml" not in listing, listing
