@@ -50,7 +50,11 @@ def one_round(lab: hosts.Lab, lost: str, survivor: str) -> tuple[float, float]:
     half = {n: REPLICAS // 2 for n in (lost, survivor)}
     operate.wait_until("the replicas spread evenly over both nodes",
                        lambda: operate.count(lab, "failover-", [lost, survivor]) == half, 180)
-    kept = set(operate.running(lab, survivor))
+    before = {n: set(operate.running(lab, n)) for n in (lost, survivor)}
+    time.sleep(2)  # the spread must hold, not be a moment in a churn
+    if {n: set(operate.running(lab, n)) for n in (lost, survivor)} != before:
+        raise Disturbed("the replicas were not stable before the stop")
+    kept = before[survivor]
     subprocess.run(["docker", "stop", "-t", "1", f"podyard-lab-{lost}"], check=True,
                    capture_output=True, timeout=120)
     stopped = time.monotonic()
