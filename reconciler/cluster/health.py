@@ -42,6 +42,7 @@ class _Node:
     first_seen: float
     last_answer: float | None = None  # None: never answered since the controller started
     last_error: str = ""
+    last_failure: float | None = None  # when it last did not answer
     state: State = State.READY
     stale: frozenset[str] = frozenset()  # uids replaced elsewhere, to remove on return
     known: tuple[str, ...] = ()  # uids of the pods last seen there
@@ -84,7 +85,7 @@ class Health:
         """The node's engine did not answer at `now`."""
         with self._lock:
             n = self._node(node, now)
-            n.last_error = error
+            n.last_error, n.last_failure = error, now
             return self._judge(node, n, now)
 
     def tick(self, now: float) -> list[Transition]:
@@ -108,6 +109,15 @@ class Health:
         if n.state is State.NOT_READY:
             return since + self.grace + self.eviction_delay
         return None
+
+    def silent_since(self, node: str, now: float, within: float) -> bool:
+        """Not Ready, and failed to answer within the last `within` seconds: asking it again
+        now would only wait out another timeout."""
+        with self._lock:
+            n = self._nodes.get(node)
+            if n is None or n.state is State.READY or n.last_failure is None:
+                return False
+            return now - n.last_failure < within
 
     def saw_pods(self, node: str, uids: Iterable[str]) -> None:
         """The pods a listing found on the node: what would be replaced if it were lost."""

@@ -112,6 +112,8 @@ class Observer:
 
     def _list(self, name: str) -> tuple[observe.ObservedPod, ...] | None:
         d = self.drivers[name]
+        if self.health.silent_since(name, self.clock(), PROBE_INTERVAL):
+            return None  # the heartbeat asked it a moment ago; a pass must not wait on it
         try:
             last = self.health.last_answer(name)
             if last is None or self.clock() - last >= PROBE_INTERVAL:

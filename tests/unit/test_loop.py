@@ -190,6 +190,7 @@ def test_a_returning_node_loses_its_replaced_pods_before_anything_else(setup: An
     controller.run_pass(DESIRED)  # evicted: web-b is replaced on n1
     engines["n1"].pods += (running_pod("n1", "web-c", TEMPLATE),)
     engines["n2"].down = False
+    now[0] += 1  # a pass asks a silent node again once a probe interval has passed
     result = controller.run_pass(DESIRED)
     assert "node n2 is Ready again" in notes.lines
     [delete] = result.plan.actions
@@ -223,6 +224,7 @@ def test_a_node_back_before_eviction_keeps_its_pods(setup: Any) -> None:
     now[0] += 5
     controller.run_pass(DESIRED)
     engines["n2"].down = False
+    now[0] += 1
     assert controller.run_pass(DESIRED).plan.empty
     assert "node n2 is Ready again" in notes.lines
 
@@ -296,3 +298,18 @@ def test_a_one_shot_run_gives_up_when_no_node_ever_answers() -> None:
         assert now[0] < 10  # the grace period, not the 300 s timeout
     finally:
         controller.close()
+
+
+def test_a_pass_does_not_wait_on_a_node_the_heartbeat_just_found_silent(setup: Any) -> None:
+    controller, engines, now, _ = setup
+    controller.run_pass(DESIRED)
+    engines["n2"].down = True
+    now[0] += 5
+    controller.heartbeat()  # NotReady now
+    calls: list[str] = []
+    engines["n2"].probe = lambda: calls.append("probe")
+    controller.survey()
+    assert calls == []  # not asked again within the probe interval
+    now[0] += 1.5
+    controller.survey()
+    assert calls  # asked again after it
