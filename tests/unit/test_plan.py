@@ -251,6 +251,26 @@ def test_backoff_resets_after_ten_minutes_of_clean_running() -> None:
 
 
 @pytest.mark.parametrize(
+    ("ran", "streak"),
+    [
+        (599.9, 7),  # just short of ten minutes: the streak goes on (and the back-off waits)
+        (600.0, 1),  # exactly ten minutes: reset, restarted at once as a first crash
+    ],
+)
+def test_backoff_reset_boundary_is_ten_minutes_of_running(ran: float, streak: int) -> None:
+    bare = model.Pod("default", "db", template())
+    crashed = container(
+        "app", "exited", exit_code=1, streak=6, started_at=NOW - 1 - ran, finished_at=NOW - 1
+    )
+    p = plan.diff(state(bare), [pod("db", template(), app=crashed)], context())
+    if streak == 1:
+        (restart,) = p.restarts()
+        assert restart.streak == 1
+    else:
+        assert p.restarts() == () and any("back-off" in w for w in p.waiting)
+
+
+@pytest.mark.parametrize(
     ("policy", "code", "restarted"),
     [("Always", 0, True), ("OnFailure", 0, False), ("OnFailure", 2, True), ("Never", 2, False)],
 )
