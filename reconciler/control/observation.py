@@ -24,10 +24,6 @@ from reconciler.engine import driver
 
 LIST_DEADLINE = 10.0  # seconds a node has to answer its probe and its list in one pass
 PROBE_INTERVAL = 1.0  # a node that answered this recently is not probed again
-# A silent node that failed a probe this recently is not asked again by a pass: under --watch
-# the heartbeat keeps asking it (one probe period plus a probe's timeout apart), and a pass
-# that waited on it would delay the replacement of its pods.
-RECHECK_SILENT = PROBE_INTERVAL + driver.PROBE_TIMEOUT + 1.0
 
 
 @dataclass(frozen=True)
@@ -116,7 +112,7 @@ class Observer:
 
     def _list(self, name: str) -> tuple[observe.ObservedPod, ...] | None:
         d = self.drivers[name]
-        if self.health.silent_since(name, self.clock(), RECHECK_SILENT):
+        if self.health.silent_since(name, self.clock(), PROBE_INTERVAL):
             return None  # the heartbeat asked it a moment ago; a pass must not wait on it
         try:
             last = self.health.last_answer(name)
