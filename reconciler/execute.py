@@ -1,8 +1,11 @@
 """Applying a plan: each action on its node's driver, with bounded parallelism per node.
 
-Owns the order of a plan's groups (every deletion, then every creation, then every container
-restart: a deleted pod frees its node and its host ports before a new one arrives) and the
-accounting of what happened. One failed action is recorded and does not stop the others; the
+Owns the order of a plan's groups: address claims, then every node's Service rules and DNS,
+then every deletion, then every creation, then every container restart, and releases last.
+A deleted pod frees its node and its host ports before a new one arrives; a pod serving a
+Service is deleted only once every node's rules without it are in place (if one node could
+not take them, such deletions wait for the next pass). It also keeps the accounting of what
+happened. One failed action is recorded and does not stop the others; the
 next pass plans again. It makes no decision of its own and never talks to Docker except
 through `engine.driver.Driver`; it does not retry (`control/` does).
 """
@@ -75,7 +78,18 @@ def apply(
     started = time.monotonic()
     pools = {name: ThreadPoolExecutor(max(1, parallelism), f"apply-{name}") for name in drivers}
     try:
-        for group in (the_plan.deletes(), the_plan.creates(), the_plan.restarts()):
+        run.group(the_plan.claims(), pools)
+        run.group(the_plan.programs(), pools)
+        held = run.failed_programs()
+        deletes = the_plan.deletes()
+        if held:
+            for action in deletes:
+                if action.uid in the_plan.serving:
+                    run.finish(action, errors.Unreachable(
+                        f"held until {', '.join(held)} take the service rules without this pod"
+                    ), 0.0)
+            deletes = tuple(a for a in deletes if a.uid not in the_plan.serving)
+        for group in (deletes, the_plan.creates(), the_plan.restarts(), the_plan.releases()):
             run.group(group, pools)
     finally:
         for pool in pools.values():
@@ -110,6 +124,12 @@ class _Run:
             futures.append(pool.submit(self.one, action))
         for future in futures:
             future.result()  # re-raises only a failing on_result callback
+
+    def failed_programs(self) -> list[str]:
+        """The nodes whose Service rules could not be applied so far."""
+        with self.lock:
+            return sorted({r.action.node for r in self.results
+                           if r.error is not None and isinstance(r.action, plan.ProgramRules)})
 
     def one(self, action: plan.Action) -> None:
         """Run one action unless a stop was requested; never raises for the action's error."""
@@ -146,6 +166,14 @@ def perform(action: plan.Action, d: driver.Driver) -> None:
             d.create_pod(action.pod)
         case plan.RestartContainer():
             d.restart_container(action)
+        case plan.ClaimAddress():
+            d.claim(action.claim)
+        case plan.ReleaseAddress():
+            d.release(action.claim)
+        case plan.ProgramRules():
+            d.program_rules(action.rules)
+        case plan.ProgramDNS():
+            d.program_dns(action.records)
         case _:
             assert_never(action)
 

@@ -220,3 +220,45 @@ def _pod_from_group(node: str, uid: str, group: list[ContainerJSON]) -> Observed
 
 def _newest_last(c: ObservedContainer) -> tuple[str, float]:
     return (c.name, c.created)
+
+
+# -- Services: what each node holds for them --------------------------------------------------
+
+CLAIM_IP = "ip"
+CLAIM_NODE_PORT = "nodeport"
+
+
+@dataclass(frozen=True, order=True)
+class Claim:
+    """One address held by one Service: a ClusterIP, or a NodePort ("30080/TCP")."""
+
+    kind: str  # CLAIM_IP or CLAIM_NODE_PORT
+    value: str
+    owner: str  # "<scope>/<namespace>/<name>"
+    port: str = ""  # for a NodePort: the Service port it serves ("http" or "80/TCP")
+    created: float = field(default=0.0, compare=False)
+
+    @property
+    def scope(self) -> str:
+        return self.owner.split("/", 1)[0]
+
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A node agent container (the Service rules' or the cluster DNS'), as found."""
+
+    id: str
+    running: bool
+    ip: str = ""  # on the bridge network (the DNS agent); "" in the host's network
+    digest: str = ""  # of what it last applied; "" when unknown or nothing yet
+
+
+@dataclass(frozen=True)
+class NodeNetwork:
+    """What a node holds for Services: address claims, and its two agents."""
+
+    claims: tuple[Claim, ...] = ()
+    proxy: Agent | None = None
+    dns: Agent | None = None
+    pod_network: str = ""  # the subnet of the engine's bridge, where its pods get addresses

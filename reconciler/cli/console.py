@@ -25,7 +25,8 @@ class Console:
     def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, quiet: bool = False):
         self.out, self.err, self.quiet = out, err, quiet
         self.lock = threading.Lock()
-        self.counts = {"created": 0, "deleted": 0, "restarted": 0, "failed": 0}
+        self.counts = {"created": 0, "deleted": 0, "restarted": 0, "failed": 0, "claimed": 0,
+                       "released": 0, "programmed": 0}
 
     def action(self, result: execute.Result) -> None:
         """One finished action, as it happens."""
@@ -80,5 +81,11 @@ def past_tense(action: plan.Action) -> str:
             return "deleted"
         case plan.RestartContainer():
             return "restarted"
+        case plan.ClaimAddress():
+            return "claimed"
+        case plan.ReleaseAddress():
+            return "released"
+        case plan.ProgramRules() | plan.ProgramDNS():
+            return "programmed"
         case _:
             assert_never(action)

@@ -166,13 +166,6 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
         console.info(f"pod security: {policy.describe(pod_security)}")
         console.info(f"{args.path}: valid")
         return EXIT_OK
-    if desired.services:
-        # Said out loud rather than ignored: the Services are valid, but nothing forwards
-        # their ClusterIP or NodePort to the pods yet.
-        console.warn(
-            f"{len(desired.services)} Service(s) validated but not applied: podyard does not "
-            "program ClusterIP or NodePort forwarding yet"
-        )
     options = passes.Options(
         parallelism=args.parallelism,
         timeout=args.timeout,
@@ -209,11 +202,12 @@ def _dry_run(
     controller: passes.Controller, desired: model.DesiredState, console: Console,
     output: str | None,
 ) -> int:
-    observed = controller.observe_pods()
+    view = controller.survey()
+    observed = list(view.pods)
     # Stable output from run to run: a pod's uid follows from its name (only the generated
     # names of RC pods still differ); nothing is created, so no uid is ever used.
     ctx = dataclasses.replace(controller.context(desired), uid=_name_uid)
-    the_plan = controller.plan(desired, observed, ctx)
+    the_plan = controller.plan(desired, observed, ctx, view.networks)
     if output:
         document = plan_document(the_plan, controller.drivers, len(observed))
         if output == "json":
@@ -267,6 +261,14 @@ def _action_document(action: plan.Action, d: driver.Driver) -> dict[str, Any]:
             doc.update({"remove": action.old_id or None, "container": app.as_dict()})
         case plan.DeletePod():
             doc.update({"uid": action.uid, "remove": list(action.container_ids)})
+        case plan.ClaimAddress() | plan.ReleaseAddress():
+            doc.update({"claim": dataclasses.asdict(action.claim) | {"created": None}})
+        case plan.ProgramRules():
+            doc.update({"digest": action.rules.digest, "iptables-restore": action.rules.text,
+                        "jumps": [j.line() for j in action.rules.jumps]})
+        case plan.ProgramDNS():
+            doc.update({"digest": action.records.digest, "hosts": action.records.hosts,
+                        "srv": list(action.records.srv)})
         case _:
             assert_never(action)
     return doc

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler import errors, observe, plan
 from reconciler.cluster import health
@@ -24,6 +24,8 @@ from reconciler.engine import driver
 
 LIST_DEADLINE = 10.0  # seconds a node has to answer its probe and its list in one pass
 PROBE_INTERVAL = 1.0  # a node that answered this recently is not probed again
+
+_Listed = tuple[tuple[observe.ObservedPod, ...], observe.NodeNetwork]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class View:
     pods: tuple[observe.ObservedPod, ...]  # what the plan counts
     available: frozenset[str]  # nodes that answered in this pass: the only ones acted on
     stale: tuple[plan.DeletePod, ...]  # pods replaced elsewhere while their node was lost
+    networks: Mapping[str, observe.NodeNetwork] = field(default_factory=dict)  # answering
 
 
 class Observer:
@@ -62,9 +65,11 @@ class Observer:
         pods: list[observe.ObservedPod] = []
         stale: list[plan.DeletePod] = []
         available = set()
+        networks = {}
         for name, future in futures.items():
-            found = self._outcome(name, future)
-            if found is not None:
+            outcome = self._outcome(name, future)
+            if outcome is not None:
+                found, networks[name] = outcome
                 available.add(name)
                 fresh, gone = self._split_stale(name, found)
                 pods += fresh
@@ -72,7 +77,7 @@ class Observer:
             else:
                 with self._lock:  # empty once the node is evicted (see `report`)
                     pods += self._last_seen.get(name, ())
-        return View(tuple(pods), frozenset(available), tuple(stale))
+        return View(tuple(pods), frozenset(available), tuple(stale), networks)
 
     def heartbeat(self) -> None:
         """Probe every node (under `--watch`, once a second) and judge the silent ones."""
@@ -110,7 +115,7 @@ class Observer:
             return
         self._answered(name)
 
-    def _list(self, name: str) -> tuple[observe.ObservedPod, ...] | None:
+    def _list(self, name: str) -> _Listed | None:
         d = self.drivers[name]
         if self.health.silent_since(name, self.clock(), PROBE_INTERVAL):
             return None  # the heartbeat asked it a moment ago; a pass must not wait on it
@@ -121,6 +126,7 @@ class Observer:
             if name not in self.info:
                 self.info[name] = d.info()
             found = d.list_pods()
+            network = d.network()
         except errors.EngineError as e:
             self._failed(name, str(e))
             return None
@@ -128,11 +134,9 @@ class Observer:
         self.health.saw_pods(name, (p.uid for p in found))
         with self._lock:
             self._last_seen[name] = found
-        return found
+        return found, network
 
-    def _outcome(
-        self, name: str, future: Future[tuple[observe.ObservedPod, ...] | None]
-    ) -> tuple[observe.ObservedPod, ...] | None:
+    def _outcome(self, name: str, future: Future[_Listed | None]) -> _Listed | None:
         if future.done():
             return future.result()
         self._failed(name, f"no answer within {LIST_DEADLINE:.0f}s")

@@ -8,19 +8,21 @@ drivers only; what a node's silence means is `cluster/health.py`'s to say.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from reconciler import errors, execute, model, observe, plan
+from reconciler import errors, execute, labels, model, observe, plan
 from reconciler.cluster import config, health
 from reconciler.control import observation, status
 from reconciler.engine import driver
-from reconciler.plan import actions, pods, schedule
+from reconciler.plan import actions, network, pods, schedule
 
 
 class Reporter(Protocol):
@@ -114,8 +116,10 @@ class Controller:
         desired: model.DesiredState,
         observed: list[observe.ObservedPod],
         ctx: pods.Context | None = None,
+        networks: Mapping[str, observe.NodeNetwork] | None = None,
     ) -> plan.Plan:
-        """The pure diff, with this controller's clock, nodes and backoff (or `ctx`).
+        """The pure diff, with this controller's clock, nodes and backoff (or `ctx`); with
+        the answering nodes' `networks`, completed with what the Services need there.
 
         Manifests that declare nothing while pods run are far more often a wrong path or an
         emptied checkout than a wish to delete everything: that needs --allow-empty.
@@ -132,7 +136,25 @@ class Controller:
                     )
                 ]
             )
-        return plan.diff(desired, observed, ctx or self.context(desired))
+        pod_plan = plan.diff(desired, observed, ctx or self.context(desired))
+        if networks is None:
+            return pod_plan
+        return plan.services_plan(desired, observed, pod_plan, self.network(networks))
+
+    def network(self, networks: Mapping[str, observe.NodeNetwork]) -> network.Network:
+        """What the Services' plan needs to know of the cluster beyond its pods."""
+        subnets = [n.pod_subnet or networks[n.name].pod_network
+                   for n in self.cluster.nodes if n.pod_subnet or n.name in networks]
+        return network.Network(
+            scope=self.scope or labels.DEFAULT_SCOPE,
+            service_cidr=self.cluster.service_cidr,
+            nodes=networks,
+            serving=frozenset(n.name for n in self.cluster.nodes if self.health.ready(n.name)),
+            pod_networks=tuple(sorted({s for s in subnets if s})),
+            node_addresses=tuple(sorted(
+                a for a in (_address(n.endpoint) for n in self.cluster.nodes) if a
+            )),
+        )
 
     def context(self, desired: model.DesiredState) -> pods.Context:
         """What the plan needs beyond state: the time, the nodes, the revision, the backoff."""
@@ -200,7 +222,7 @@ class Controller:
     ) -> PassResult:
         """Observe, plan, apply once: on the nodes that answered, stale pods removed first."""
         view = self.survey()
-        the_plan = _on_available(self.plan(desired, list(view.pods)), view)
+        the_plan = _on_available(self.plan(desired, list(view.pods), networks=view.networks), view)
         self.applied_revision = str(desired.revision)
         self._last_plan = the_plan
         self.write_status(the_plan)
@@ -281,6 +303,15 @@ def _on_available(the_plan: plan.Plan, view: observation.View) -> plan.Plan:
         silent = sorted({a.node for a in the_plan.actions} - view.available)
         waiting += (f"{later} action(s) wait for node(s) {', '.join(silent)} to answer",)
     return dataclasses.replace(the_plan, actions=(*view.stale, *now), waiting=waiting)
+
+
+def _address(endpoint: str) -> str:
+    """The IP address in `tcp://10.0.0.11:2376`; "" for a socket or a host name."""
+    host = urllib.parse.urlsplit(endpoint).hostname or ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return ""
 
 
 def _sleep(seconds: float, stop: threading.Event | None) -> None:

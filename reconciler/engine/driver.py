@@ -23,7 +23,7 @@ import docker
 
 from reconciler import errors, labels, observe, plan
 from reconciler.cluster import config
-from reconciler.engine import cache, client, events, images, pause, podspec
+from reconciler.engine import agents, cache, client, events, images, pause, podspec
 
 PAUSE_IMAGE = pause.DEFAULT_IMAGE  # the CLI's --pause-image overrides it
 REFRESH_MAX = 200  # more changed containers than this: one full list is cheaper
@@ -41,6 +41,11 @@ class Driver(Protocol):
     def info(self) -> observe.NodeInfo: ...
     def interrupt_events(self) -> None: ...
     def list_pods(self) -> tuple[observe.ObservedPod, ...]: ...
+    def network(self) -> observe.NodeNetwork: ...
+    def claim(self, claim: observe.Claim) -> None: ...
+    def release(self, claim: observe.Claim) -> None: ...
+    def program_rules(self, ruleset: plan.RuleSet) -> None: ...
+    def program_dns(self, records: plan.DnsRecords) -> None: ...
     def create_pod(self, identity: plan.PodIdentity) -> None: ...
     def restart_container(self, action: plan.RestartContainer) -> None: ...
     def delete_pod(self, action: plan.DeletePod) -> None: ...
@@ -118,6 +123,8 @@ class DockerDriver:
         self._interrupt = threading.Event()
         # The pods of the last cached list, by the cache epoch they were read in.
         self._pods: tuple[int, tuple[observe.ObservedPod, ...]] | None = None
+        self.agents = agents.Agents(node, api, scope)
+        self._raws: list[observe.ContainerJSON] = []  # the last list_pods' containers
 
     @classmethod
     def local(
@@ -170,7 +177,8 @@ class DockerDriver:
         """
         mine = labels.ownership_filter(self.scope)
         if not self.cache.live:
-            return observe.group_pods(self.node, self._list({"label": mine}))
+            self._raws = self._list({"label": mine})
+            return observe.group_pods(self.node, self._raws)
         token, ids, full = self.cache.pending()
         if not ids and not full and self._pods is not None and self._pods[0] == token:
             return self._pods[1]  # nothing changed since the last list: nothing to decode
@@ -182,13 +190,31 @@ class DockerDriver:
             for gone in ids.keys() - {raw["Id"] for raw in found}:
                 self._exits.pop(gone, None)
             self.cache.apply_refresh(found, ids, token)
-        pods = observe.group_pods(self.node, self.cache.snapshot())
+        self._raws = self.cache.snapshot()
+        pods = observe.group_pods(self.node, self._raws)
         self._pods = (token, pods)
         return pods
+
+    def network(self) -> observe.NodeNetwork:
+        """The node's claims and agents, as of the last `list_pods` (call that first)."""
+        return self.agents.network(self._raws)
+
+    def claim(self, claim: observe.Claim) -> None:
+        self.agents.claim(claim)
+
+    def release(self, claim: observe.Claim) -> None:
+        self.agents.release(claim)
+
+    def program_rules(self, ruleset: plan.RuleSet) -> None:
+        self.cache.mark_dirty(self.agents.program_rules(ruleset))
+
+    def program_dns(self, records: plan.DnsRecords) -> None:
+        self.cache.mark_dirty(self.agents.program_dns(records))
 
     def invalidate_cache(self) -> None:
         """Make the next `list_pods` a full list (the periodic resync)."""
         self.cache.invalidate()
+        self.agents.forget()
 
     def _list(
         self, filters: dict[str, Any], *, died: set[str] | None = None, prune: bool = True

@@ -134,6 +134,11 @@ def pause(pod: actions.PodIdentity, node: str, scope: str, image: str) -> Contai
         "StopTimeout": PAUSE_STOP_SECONDS,
         "HostConfig": host_config,
     }
+    if pod.dns is not None:
+        host_config.update(
+            Dns=[pod.dns.nameserver], DnsSearch=list(pod.dns.search),
+            DnsOptions=list(pod.dns.options),
+        )
     if ports:
         config["ExposedPorts"] = {key: {} for key in ports}
         host_config["PortBindings"] = {
@@ -175,8 +180,9 @@ def app(
         config["Entrypoint"] = list(container.command)
     if container.args is not None:
         config["Cmd"] = list(container.args)
-    if container.env:
-        config["Env"] = [f"{k}={v}" for k, v in container.env]
+    env = _env(pod, container)
+    if env:
+        config["Env"] = env
     if container.working_dir:
         config["WorkingDir"] = container.working_dir
     return ContainerSpec(container_name(pod, container.name, restarts), config)
@@ -190,6 +196,13 @@ def volumes(pod: actions.PodIdentity, node: str, scope: str) -> tuple[VolumeSpec
         for v in pod.template.spec.volumes
         if v.is_empty_dir
     )
+
+
+def _env(pod: actions.PodIdentity, container: model.Container) -> list[str]:
+    """The Services' variables, then the container's own, which win over them (kubelet)."""
+    own = {k for k, _ in container.env}
+    merged = [(k, v) for k, v in pod.env if k not in own] + list(container.env)
+    return [f"{k}={v}" for k, v in merged]
 
 
 def _host_ports(spec: model.PodSpec) -> dict[str, int]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler import model
+from reconciler import model, observe
+from reconciler.plan import rules, services
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class PodIdentity:
     owner: str  # "ReplicationController/web" or ""
     template: model.PodTemplate
     revision: str
+    # Given at creation, outside the template (a new Service must not roll every pod):
+    env: model.Pairs = ()  # the Services' variables, before the container's own env
+    dns: services.DnsConfig | None = None  # resolv.conf; None: the engine's default
 
     @property
     def template_hash(self) -> str:
@@ -76,7 +80,77 @@ class RestartContainer:
         )
 
 
-Action = CreatePod | DeletePod | RestartContainer
+@dataclass(frozen=True)
+class ClaimAddress:
+    """Record on a node that a Service holds an address (every node holds every claim)."""
+
+    node: str
+    claim: observe.Claim
+
+    def describe(self) -> str:
+        return f"+ claim {_claimed(self.claim)} on {self.node}"
+
+
+@dataclass(frozen=True)
+class ReleaseAddress:
+    """Forget a claim whose Service is gone."""
+
+    node: str
+    claim: observe.Claim
+
+    def describe(self) -> str:
+        return f"- release {_claimed(self.claim)} on {self.node}"
+
+
+@dataclass(frozen=True)
+class ProgramRules:
+    """Apply a node's whole Service rule set at once (its agent started first if need be)."""
+
+    node: str
+    rules: rules.RuleSet
+    reason: str
+
+    def describe(self) -> str:
+        return f"~ program service rules on {self.node}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ProgramDNS:
+    """Give a node's cluster DNS the current records (its agent started first if need be)."""
+
+    node: str
+    records: services.DnsRecords
+    reason: str
+
+    def describe(self) -> str:
+        return f"~ update cluster DNS on {self.node}: {self.reason}"
+
+
+def _claimed(claim: observe.Claim) -> str:
+    what = "clusterIP" if claim.kind == observe.CLAIM_IP else "nodePort"
+    _, _, service = claim.owner.partition("/")
+    return f"{what} {claim.value} for {service}"
+
+
+Action = (
+    CreatePod | DeletePod | RestartContainer | ClaimAddress | ReleaseAddress | ProgramRules
+    | ProgramDNS
+)
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One Service as a pass left it: its addresses and endpoints, or why it has none."""
+
+    namespace: str
+    name: str
+    type: str
+    cluster_ip: str
+    ports: tuple[tuple[str, int, str, int, str], ...]  # (name, port, protocol, nodePort, target)
+    endpoints: tuple[tuple[str, tuple[str, ...]], ...]  # (port key, ("ip:port", ...))
+    selector: model.Pairs = ()
+    created: float = 0.0
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +162,10 @@ class Plan:
     requeue_after: float | None = None
     # Pods no node can take now, as (namespace, name, the scheduler's reason).
     unschedulable: tuple[tuple[str, str, str], ...] = ()
+    # Pods this plan deletes that serve a Service: deleted only once every node's new rules,
+    # without them, are in place.
+    serving: frozenset[str] = frozenset()
+    services: tuple[ServiceStatus, ...] = ()  # what `podyard get svc` shows
 
     @property
     def empty(self) -> bool:
@@ -102,6 +180,14 @@ class Plan:
     def restarts(self) -> tuple[RestartContainer, ...]:
         return tuple(a for a in self.actions if isinstance(a, RestartContainer))
 
+    def claims(self) -> tuple[ClaimAddress, ...]:
+        return tuple(a for a in self.actions if isinstance(a, ClaimAddress))
+
+    def programs(self) -> tuple[ProgramRules | ProgramDNS, ...]:
+        return tuple(a for a in self.actions if isinstance(a, ProgramRules | ProgramDNS))
+
+    def releases(self) -> tuple[ReleaseAddress, ...]:
+        return tuple(a for a in self.actions if isinstance(a, ReleaseAddress))
 
 
 

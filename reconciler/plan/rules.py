@@ -1,0 +1,218 @@
+"""A node's packet rules for Services, rendered as `iptables-restore` text: pure.
+
+Laid out like kube-proxy's iptables mode, in podyard's own chains (prefix `PODYARD` for the
+default scope, `PY<5 hex>` for others, so scopes sharing an engine never touch each other's):
+
+    nat PREROUTING, OUTPUT -> <P>-SERVICES
+        -d <clusterIP> -p <proto> --dport <port>       -> <P>-SVC-<hash>   (one per port)
+        -d <dns address> --dport 53                   -> DNAT to this node's DNS container
+        -m addrtype --dst-type LOCAL (last)           -> <P>-NODEPORTS
+    <P>-NODEPORTS  --dport <nodePort>: mark for masquerade, then -> <P>-SVC-<hash>
+    <P>-SVC-<hash> traffic from outside the pod networks is marked; then one endpoint chosen
+                   with `-m statistic --mode random --probability 1/(n-i)`
+    <P>-SEP-<hash> the hairpin rule first (a pod reaching its own Service is masqueraded),
+                   then the DNAT to <pod IP>:<targetPort>
+    nat POSTROUTING -> <P>-POSTROUTING: masquerade only what carries the mark, so pod-to-pod
+                   traffic keeps the client's source address
+    filter INPUT, FORWARD, OUTPUT (new connections) -> <P>-SERVICES: REJECT a Service port
+                   that has no endpoints (a fast "connection refused", never a hang)
+    filter FORWARD -> <P>-FORWARD: accept marked and established traffic, and traffic from
+                   the other nodes to the pod networks
+    <P>-CANARY in both tables: a rule whose loss says someone flushed the tables
+
+`engine/agents.py` applies the text with `iptables-restore --noflush`, ensures the jumps,
+deletes this prefix's chains the text no longer has, and removes stale UDP conntrack entries.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from reconciler import model
+from reconciler.plan import services
+
+MARK = "0x8000"
+DNS_PORT = 53
+
+
+@dataclass(frozen=True)
+class Jump:
+    """A rule in a built-in chain that leads into podyard's chains: ensured, not rewritten."""
+
+    table: str
+    chain: str
+    rule: str  # the rule spec after `-A <chain>`
+
+    def line(self) -> str:
+        return f"{self.table} {self.chain} {self.rule}"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Everything one node's rules need, and a digest that says whether they changed."""
+
+    prefix: str
+    text: str  # iptables-restore input: the nat and filter tables' podyard chains
+    chains: tuple[str, ...]  # "<table> <chain>" of every chain the text declares
+    jumps: tuple[Jump, ...]
+    udp: tuple[str, ...]  # "<address|-> <port> <endpoint IP|->": what conntrack must forget
+    digest: str
+
+    def files(self) -> dict[str, str]:
+        """The files the node agent's apply script reads, by name."""
+        return {
+            "rules": self.text,
+            "chains": "".join(f"{c}\n" for c in self.chains),
+            "jumps": "".join(f"{j.line()}\n" for j in self.jumps),
+            "udp": "".join(f"{u}\n" for u in self.udp),
+            "canary": f"{self.prefix}-CANARY\n",
+            "digest": self.digest + "\n",
+        }
+
+
+@dataclass(frozen=True)
+class ServicePorts:
+    """One Service as the rules see it: its address and, per port, node port and endpoints."""
+
+    namespace: str
+    name: str
+    ip: str
+    ports: tuple[tuple[model.ServicePort, int, tuple[services.Endpoint, ...]], ...]
+
+
+def chain_prefix(scope: str) -> str:
+    """Seven characters, so that `<prefix>-SVC-<16 hex>` fits iptables' 28-character names."""
+    if scope == "default":
+        return "PODYARD"
+    return "PY" + hashlib.sha256(scope.encode()).hexdigest()[:5].upper()
+
+
+def _hash(*parts: str) -> str:
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    return base64.b32encode(digest).decode()[:16]
+
+
+def render(
+    scope: str,
+    views: Sequence[ServicePorts],
+    *,
+    pod_networks: Iterable[str],
+    node_addresses: Iterable[str] = (),
+    dns: tuple[str, str] | None = None,  # (the DNS ClusterIP, this node's DNS container IP)
+) -> RuleSet:
+    """The rule set of one node; the same input gives the same text, byte for byte."""
+    p = chain_prefix(scope)
+    nat: list[str] = []
+    filt: list[str] = []
+    nat_chains = [f"{p}-SERVICES", f"{p}-NODEPORTS", f"{p}-POSTROUTING", f"{p}-MARK-MASQ",
+                  f"{p}-FROM-OUTSIDE", f"{p}-CANARY"]
+    filter_chains = [f"{p}-SERVICES", f"{p}-FORWARD", f"{p}-CANARY"]
+    udp: list[str] = []
+    pods = sorted(set(pod_networks))
+
+    nat += [
+        f"-A {p}-CANARY -j RETURN",
+        f"-A {p}-MARK-MASQ -j MARK --or-mark {MARK}",
+        f"-A {p}-POSTROUTING -m mark ! --mark {MARK}/{MARK} -j RETURN",
+        f"-A {p}-POSTROUTING -j MARK --xor-mark {MARK}",
+        f'-A {p}-POSTROUTING -m comment --comment "podyard service traffic requiring SNAT" '
+        f"-j MASQUERADE",
+        *(f"-A {p}-FROM-OUTSIDE -s {net} -j RETURN" for net in pods),
+        f"-A {p}-FROM-OUTSIDE -j {p}-MARK-MASQ",
+    ]
+    filt += [
+        f"-A {p}-CANARY -j RETURN",
+        f"-A {p}-FORWARD -m mark --mark {MARK}/{MARK} -j ACCEPT",
+        f"-A {p}-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        *(f"-A {p}-FORWARD -s {addr}/32 -d {net} -j ACCEPT"
+          for addr in sorted(set(node_addresses)) for net in pods),
+    ]
+    if dns is not None:
+        dns_ip, local = dns
+        for proto in ("udp", "tcp"):
+            nat.append(
+                f'-A {p}-SERVICES -d {dns_ip}/32 -p {proto} -m comment --comment "cluster DNS" '
+                f"-m {proto} --dport {DNS_PORT} -j DNAT --to-destination {local}:{DNS_PORT}"
+            )
+    node_ports: list[str] = []
+    for view in views:
+        for port, node_port, eps in view.ports:
+            proto = port.protocol.lower()
+            name = f"{view.namespace}/{view.name}:{services.port_key(port)}"
+            match = f"-p {proto} -m {proto}"
+            if not eps:
+                filt.append(
+                    f'-A {p}-SERVICES -d {view.ip}/32 {match} --dport {port.port} '
+                    f'-m comment --comment "{name} has no endpoints" '
+                    f"-j REJECT --reject-with icmp-port-unreachable"
+                )
+                if node_port:
+                    filt.append(
+                        f'-A {p}-SERVICES -m addrtype --dst-type LOCAL {match} '
+                        f'--dport {node_port} -m comment --comment "{name} has no endpoints" '
+                        f"-j REJECT --reject-with icmp-port-unreachable"
+                    )
+                if proto == "udp":
+                    udp.append(f"{view.ip} {port.port} -")
+                continue
+            svc = f"{p}-SVC-{_hash(scope, name)}"
+            nat_chains.append(svc)
+            nat.append(
+                f'-A {p}-SERVICES -d {view.ip}/32 {match} --dport {port.port} '
+                f'-m comment --comment "{name} cluster IP" -j {svc}'
+            )
+            if node_port:
+                node_ports += [
+                    f'-A {p}-NODEPORTS {match} --dport {node_port} '
+                    f'-m comment --comment "{name}" -j {p}-MARK-MASQ',
+                    f"-A {p}-NODEPORTS {match} --dport {node_port} -j {svc}",
+                ]
+            nat.append(f"-A {svc} -j {p}-FROM-OUTSIDE")
+            for i, ep in enumerate(eps):
+                sep = f"{p}-SEP-{_hash(scope, name, ep.ip, str(ep.port))}"
+                nat_chains.append(sep)
+                remaining = len(eps) - i
+                pick = (
+                    f"-m statistic --mode random --probability {1.0 / remaining:0.10f} "
+                    if remaining > 1 else ""
+                )
+                nat.append(
+                    f'-A {svc} -m comment --comment "{name} -> {ep.ip}:{ep.port}" {pick}-j {sep}'
+                )
+                nat += [
+                    f"-A {sep} -s {ep.ip}/32 -j {p}-MARK-MASQ",
+                    f"-A {sep} {match} -j DNAT --to-destination {ep.ip}:{ep.port}",
+                ]
+                if proto == "udp":
+                    udp.append(f"{view.ip} {port.port} {ep.ip}")
+                    if node_port:
+                        udp.append(f"- {node_port} {ep.ip}")
+    nat += node_ports
+    nat.append(f"-A {p}-SERVICES -m addrtype --dst-type LOCAL -j {p}-NODEPORTS")
+
+    text = "".join([
+        "*nat\n",
+        *(f":{c} - [0:0]\n" for c in nat_chains),
+        *(f"{line}\n" for line in nat),
+        "COMMIT\n*filter\n",
+        *(f":{c} - [0:0]\n" for c in filter_chains),
+        *(f"{line}\n" for line in filt),
+        "COMMIT\n",
+    ])
+    jumps = (
+        Jump("nat", "PREROUTING", f'-m comment --comment "podyard services" -j {p}-SERVICES'),
+        Jump("nat", "OUTPUT", f'-m comment --comment "podyard services" -j {p}-SERVICES'),
+        Jump("nat", "POSTROUTING",
+             f'-m comment --comment "podyard postrouting" -j {p}-POSTROUTING'),
+        Jump("filter", "FORWARD", f'-m comment --comment "podyard forward" -j {p}-FORWARD'),
+        *(Jump("filter", chain, f"-m conntrack --ctstate NEW -m comment --comment "
+                                f'"podyard services" -j {p}-SERVICES')
+          for chain in ("INPUT", "FORWARD", "OUTPUT")),
+    )
+    chains = (*(f"nat {c}" for c in nat_chains), *(f"filter {c}" for c in filter_chains))
+    digest_input = text + "".join(j.line() for j in jumps)
+    digest = hashlib.sha256(digest_input.encode()).hexdigest()[:16]
+    return RuleSet(p, text, chains, jumps, tuple(udp), digest)
