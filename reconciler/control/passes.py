@@ -88,6 +88,7 @@ class Controller:
         self.applied_revision = ""  # the revision of the manifests the last pass applied
         self.manifests_problem = ""  # why newer manifests are not applied, if they are not
         self._last_plan = actions.Plan()
+        self._bridges: dict[str, str] = {}  # each node's bridge subnet, as last seen
         # Called with each node's change of state (the watch loop wakes on it).
         self.on_change: Callable[[health.Transition], None] | None = None
         self.scope = next((d.scope for d in drivers.values() if d.scope), "")
@@ -143,8 +144,10 @@ class Controller:
 
     def network(self, networks: Mapping[str, observe.NodeNetwork]) -> network.Network:
         """What the Services' plan needs to know of the cluster beyond its pods."""
-        subnets = [n.pod_subnet or networks[n.name].pod_network
-                   for n in self.cluster.nodes if n.pod_subnet or n.name in networks]
+        for name, seen in networks.items():
+            if seen.pod_network:  # remembered: a silent node's pods keep their subnet
+                self._bridges[name] = seen.pod_network
+        subnets = [n.pod_subnet or self._bridges.get(n.name, "") for n in self.cluster.nodes]
         return network.Network(
             scope=self.scope or labels.DEFAULT_SCOPE,
             service_cidr=self.cluster.service_cidr,

@@ -31,6 +31,7 @@ class Engine:
         self.interrupted = 0
         self.scope: str | None = "default"
         self.pause_image = "podyard/pause:1"
+        self.net = observe.NodeNetwork(pod_network="10.244.0.0/24")
 
     def probe(self) -> None:
         if self.down:
@@ -47,6 +48,25 @@ class Engine:
         if self.list_down:
             raise errors.Unreachable(f"{self.node}: list timed out")
         return self.pods
+
+    def network(self) -> observe.NodeNetwork:
+        return self.net
+
+    # The Services' machinery, kept as plain state: what the loop decides is under test.
+    def claim(self, claim: observe.Claim) -> None:
+        self.net = dataclasses.replace(self.net, claims=(*self.net.claims, claim))
+
+    def release(self, claim: observe.Claim) -> None:
+        kept = tuple(c for c in self.net.claims if c != claim)
+        self.net = dataclasses.replace(self.net, claims=kept)
+
+    def program_rules(self, ruleset: plan.RuleSet) -> None:
+        agent = observe.Agent("proxy", running=True, digest=ruleset.digest)
+        self.net = dataclasses.replace(self.net, proxy=agent)
+
+    def program_dns(self, records: plan.DnsRecords) -> None:
+        agent = observe.Agent("dns", running=True, ip="10.244.0.2", digest=records.digest)
+        self.net = dataclasses.replace(self.net, dns=agent)
 
     def invalidate_cache(self) -> None:
         pass
@@ -130,8 +150,20 @@ def setup() -> Iterator[tuple[passes.Controller, dict[str, Engine], list[float],
         notes,
         clock=lambda: now[0],
     )
+    settle(controller, engines)
     yield controller, engines, now, notes
     controller.close()
+
+
+def settle(controller: passes.Controller, engines: dict[str, Engine]) -> None:
+    """Give every node its claims, rules and DNS first: these tests are about pods."""
+    for _ in range(3):
+        nets = {name: e.net for name, e in engines.items()}
+        the_plan = plan.services_plan(
+            model.DesiredState(), [], plan.Plan(), controller.network(nets)
+        )
+        for action in the_plan.actions:
+            execute.perform(action, engines[action.node])
 
 
 DESIRED = model.DesiredState(controllers=(WEB,))
