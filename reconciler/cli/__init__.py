@@ -6,4 +6,8 @@ here; nothing below prints. Whatever goes wrong, a one-line reason, never a trac
 - `console.py`    thread-safe output, exit codes, and `guard` (errors -> messages + codes)
 - `reconcile.py`  the `reconcile` command
 - `podyard.py`    the `podyard` command: kubectl-like tables read from the engines
+- `nodes.py`      `podyard get nodes` and `describe node`
+- `services.py`   `podyard get svc|endpoints` and `describe svc`, from the controller's status
+- `summary.py`    `podyard status`
+- `tables.py`     kubectl's formatting: columns, ages, quantities, JSON/YAML lists
 """

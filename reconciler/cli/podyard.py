@@ -1,14 +1,14 @@
 """`podyard`: the cluster as kubectl shows it (get, describe, logs). Changes nothing.
 
 It reads the same engines the reconciler drives, through the driver, and formats what the
-labels say as kubectl's tables and Kubernetes-shaped JSON/YAML. Exit codes come from
+labels say as kubectl's tables and Kubernetes-shaped JSON/YAML. Services and their endpoints
+come from the controller's status file instead (`services.py`). Exit codes come from
 `console.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from reconciler import errors, manifests, model, observe, plan
-from reconciler.cli import nodes, summary, tables
+from reconciler.cli import nodes, services, summary, tables
 from reconciler.cli.console import EXIT_INVALID, EXIT_OK, Console, guard
 from reconciler.cluster import config
 from reconciler.control import status
@@ -35,15 +35,17 @@ def podyard_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", type=Path, help="cluster file (default: the local engine)")
     p.add_argument("--scope", help="only pods of this reconcile scope (default: every scope)")
     sub = p.add_subparsers(dest="command", required=True)
-    get = sub.add_parser("get", help="list pods, replication controllers or nodes")
-    get.add_argument("kind", choices=[*POD_KINDS, *RC_KINDS, *NODE_KINDS])
+    get = sub.add_parser(
+        "get", help="list pods, replication controllers, nodes, services or endpoints"
+    )
+    get.add_argument("kind", choices=[*POD_KINDS, *RC_KINDS, *NODE_KINDS, *services.KINDS])
     get.add_argument("-o", "--output", choices=["wide", "json", "yaml"], help="output format")
     _namespace_args(get)
     get.add_argument(
         "-f", "--manifests", type=Path, help="manifests, for the DESIRED column of `get rc`"
     )
-    describe = sub.add_parser("describe", help="show a pod or a node in detail")
-    describe.add_argument("kind", choices=[*POD_KINDS, *NODE_KINDS])
+    describe = sub.add_parser("describe", help="show a pod, a node or a service in detail")
+    describe.add_argument("kind", choices=[*POD_KINDS, *NODE_KINDS, *services.SERVICE_KINDS])
     describe.add_argument("name")
     _namespace_args(describe)
     sub.add_parser(
@@ -74,6 +76,8 @@ def _podyard(args: argparse.Namespace, console: Console) -> int:
     if args.command == "status":
         print(summary.text(status.read_all(args.scope)), file=console.out)
         return EXIT_OK
+    if getattr(args, "kind", None) in services.KINDS:  # the controller's view only
+        return services.command(args, status.read_all(args.scope), console)
     cluster = config.load_cluster(args.cluster) if args.cluster else config.local_cluster()
     drivers = driver.connect(cluster, parallelism=4, scope=args.scope)
     try:
@@ -322,13 +326,7 @@ def _rc_json(
 
 
 def _dump(items: list[dict[str, Any]], fmt: str, console: Console) -> int:
-    doc = {"apiVersion": "v1", "kind": "List", "items": items}
-    if fmt == "json":
-        print(json.dumps(doc, indent=4), file=console.out)
-    else:
-        import yaml
-
-        print(yaml.safe_dump(doc, sort_keys=False), end="", file=console.out)
+    print(tables.listing(items, fmt), end="", file=console.out)
     return EXIT_OK
 
 

@@ -1,6 +1,9 @@
-"""kubectl's way of printing: padded columns, short ages, binary memory sizes."""
+"""kubectl's way of printing: padded columns, short ages, binary memory sizes, lists."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 
 def age(seconds: float) -> str:
@@ -30,3 +33,13 @@ def bytes_text(value: int) -> str:
     if value >= 2**20:
         return f"{value // 2**20}Mi"
     return str(value)
+
+
+def listing(items: list[dict[str, Any]], fmt: str) -> str:
+    """Objects as a Kubernetes `List` in `json` or `yaml`, as `-o json|yaml` prints them."""
+    doc = {"apiVersion": "v1", "kind": "List", "items": items}
+    if fmt == "json":
+        return json.dumps(doc, indent=4) + "\n"
+    import yaml  # only for -o yaml
+
+    return str(yaml.safe_dump(doc, sort_keys=False))

@@ -1,9 +1,10 @@
 """The controller's status file: what only the controller knows, for `podyard get` to show.
 
 Each pass writes it atomically (a temporary file renamed over the old one): every node's
-state with its first and last answer, and the pods no node can take, with the scheduler's
-reason. It is a report, not state: nothing reads it back to decide anything, and a missing or
-stale file only makes `podyard` show less.
+state with its first and last answer, the pods no node can take, with the scheduler's
+reason, and the Services as the pass left them (addresses, ports, endpoints, or why a Service
+has no address). It is a report, not state: nothing reads it back to decide anything, and a
+missing or stale file only makes `podyard` show less.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from reconciler import plan
+from reconciler import model, plan
 from reconciler.cluster import health
 from reconciler.control import observation
+from reconciler.plan import services
 
 DIRECTORY = Path("/run/podyard")
 
@@ -48,6 +50,31 @@ def document(
             for ns, name, reason in the_plan.unschedulable
         ],
         "waiting": list(the_plan.waiting),
+        "services": [_service(s) for s in the_plan.services],
+    }
+
+
+def _service(s: plan.ServiceStatus) -> dict[str, Any]:
+    """One Service: what `podyard get svc`, `get endpoints` and `describe svc` show."""
+    endpoints = dict(s.endpoints)
+    ports = []
+    for name, number, protocol, node_port, target in s.ports:
+        key = services.port_key(model.ServicePort(number, target, protocol, name))
+        ports.append({
+            "name": name, "port": number, "protocol": protocol, "nodePort": node_port,
+            "targetPort": int(target) if target.isdigit() else target,
+            "endpoints": list(endpoints.get(key, ())),
+        })
+    return {
+        "namespace": s.namespace,
+        "name": s.name,
+        "type": s.type,
+        "clusterIP": s.cluster_ip,
+        "labels": dict(s.labels),
+        "selector": dict(s.selector),
+        "ports": ports,
+        "created": s.created,
+        "problem": s.problem,
     }
 
 

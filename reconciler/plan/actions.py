@@ -151,6 +151,7 @@ class ServiceStatus:
     selector: model.Pairs = ()
     created: float = 0.0
     problem: str = ""
+    labels: model.Pairs = ()
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def services_plan(
             selector=svc.selector,
             created=created.get(services.owner(net.scope, *key), 0.0),
             problem=refused.get(key, ""),
+            labels=svc.labels,
         ))
     records = services.dns_records(desired.services, allocation)
     ours = [c for c in found if c.scope == net.scope and c not in allocation.release]
