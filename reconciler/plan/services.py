@@ -68,8 +68,11 @@ def allocate(
     the same manifests tend to get the same addresses on a new cluster.
     """
     network = ipaddress.ip_network(cidr, strict=False)
+    claims = list(claims)
     held = _by_value(claims)
-    mine = {c for c in held.values() if c.scope == scope}
+    # Every claim of ours, the losers of a split brain too: one nothing uses is released, or
+    # the node holding it would refuse the winner's claim on every pass.
+    mine = {c for c in claims if c.scope == scope}
     used: set[Claim] = set()
     new: list[Claim] = []
     refused: list[tuple[str, str, str]] = []
