@@ -97,7 +97,9 @@ def allocate(
     )
     if dns_ip:
         take(IP, dns_ip, dns_owner)
-    for svc in services:
+    # Requested addresses first: a Service declared before one asking for an address by name
+    # must not take it by chance in the same pass.
+    for svc in sorted(services, key=lambda s: not s.cluster_ip):
         who = owner(scope, svc.namespace, svc.name)
         if svc.cluster_ip:
             holder = held.get((IP, svc.cluster_ip))
@@ -120,12 +122,15 @@ def allocate(
         ips[(svc.namespace, svc.name)] = ip
         if svc.type != "NodePort":
             continue
+        keys = {port_key(p) for p in svc.ports}
         for port in svc.ports:
             key = port_key(port)
             number = port.node_port or _held_port(held, who, key, port.protocol)
             if number and port.node_port:
                 holder = held.get((NODE_PORT, f"{number}/{port.protocol}"))
-                if holder is not None and (holder.owner, holder.port) != (who, key):
+                renamed = holder is not None and holder.owner == who and holder.port not in keys
+                if holder is not None and (holder.owner, holder.port) != (who, key) \
+                        and not renamed:  # a port renamed or renumbered keeps its nodePort
                     refused.append((svc.namespace, svc.name,
                                     f"nodePort {number}/{port.protocol} is already allocated to "
                                     f"{_shown_owner(holder.owner)}"))

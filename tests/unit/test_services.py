@@ -372,3 +372,32 @@ def test_the_loser_of_a_split_brain_gives_up_its_claim_so_the_winner_s_can_be_wr
     lost = Claim(services.IP, "10.96.1.1", "default/default/b", created=2.0)
     got = allocate([svc("a"), svc("b")], [old, lost])
     assert lost in got.release and old not in got.release
+
+
+def test_an_address_requested_by_name_is_not_taken_by_a_service_declared_before() -> None:
+    chosen = allocate([svc("a")], cidr="10.96.0.0/24").ips[("default", "a")]
+    got = allocate([svc("a"), svc("b", ip=chosen)], cidr="10.96.0.0/24")
+    assert got.refused == ()
+    assert got.ips[("default", "b")] == chosen != got.ips[("default", "a")]
+
+
+@pytest.mark.parametrize("renamed", [port(80, name="web", node_port=30080),
+                                     port(8080, node_port=30080)])
+def test_a_renamed_or_renumbered_port_keeps_its_requested_node_port(
+    renamed: model.ServicePort,
+) -> None:
+    held = after(allocate([svc("web", port(80, node_port=30080), kind="NodePort")]))
+    got = allocate([svc("web", renamed, kind="NodePort")], held)
+    assert got.refused == () and (got.claim, got.release) == ((), ())
+    assert got.node_ports == {("default", "web", services.port_key(renamed)): 30080}
+
+
+def test_two_ports_of_one_service_never_share_a_node_port() -> None:
+    held = after(allocate([svc("web", port(80, name="a"), kind="NodePort")]))
+    taken = next(c for c in held if c.kind == services.NODE_PORT)
+    number = int(taken.value.split("/")[0])
+    got = allocate([svc("web", port(80, name="a"), port(81, name="b", node_port=number),
+                        kind="NodePort")], held)
+    assert got.node_ports == {("default", "web", "a"): number}
+    assert got.refused == (("default", "web", f"nodePort {number}/TCP is already allocated to "
+                                              "Service default/web (scope default)"),)
