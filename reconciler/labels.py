@@ -32,6 +32,13 @@ REQUESTS = PREFIX + "requests"  # "cpu=250,memory=67108864": so running pods cou
 RESTARTS = PREFIX + "restarts"  # total restarts of this container slot
 STREAK = PREFIX + "crash-streak"  # restarts since it last ran long enough to reset the backoff
 
+# Node agents and address claims (`engine/agents.py`), the Services' state on each engine.
+SYSTEM = PREFIX + "system"  # "proxy" or "dns" on a node agent container: not a pod
+CLAIM_OWNER = PREFIX + "claim.owner"  # "<scope>/<namespace>/<service>" holding the address
+CLAIM_KIND = PREFIX + "claim.kind"  # "ip" (a ClusterIP) or "nodeport"
+CLAIM_VALUE = PREFIX + "claim.value"  # "10.96.0.12", "30080/TCP"
+CLAIM_PORT = PREFIX + "claim.port"  # for a NodePort: the Service port it serves
+
 DEFAULT_SCOPE = "default"
 PAUSE = "POD"  # the container name of a pod's sandbox
 

@@ -194,6 +194,9 @@ class ReplicationController:
     source: Source | None = field(default=None, compare=False)
 
 
+DEFAULT_SERVICE_CIDR = "10.96.0.0/16"  # where ClusterIPs come from without a cluster file
+
+
 @dataclass(frozen=True)
 class ServicePort:
     port: int

@@ -148,7 +148,7 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
         pod_security = dataclasses.replace(pod_security, level=args.pod_security)
     loader = manifests.Loader(
         args.path, committed=args.committed, pod_security=pod_security,
-        trust=cluster.commit_trust,
+        trust=cluster.commit_trust, service_cidr=cluster.service_cidr,
     )
     try:
         desired = loader.load()

@@ -7,6 +7,7 @@ Without one, the local engine is the only node. Reads that one file; talks to no
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class Reserved:
 class Cluster:
     nodes: tuple[NodeConfig, ...]
     tls: TLS | None = None
-    service_cidr: str = "10.96.0.0/16"
+    service_cidr: str = model.DEFAULT_SERVICE_CIDR
     registry: str = ""
     node_grace: float | None = None  # seconds; None: the controller's default
     eviction_delay: float | None = None
@@ -81,7 +82,7 @@ def load_cluster(path: Path) -> Cluster:
     return Cluster(
         nodes=nodes,
         tls=TLS(str(tls["ca"]), str(tls["cert"]), str(tls["key"])) if tls else None,
-        service_cidr=str(data.get("serviceCIDR", "10.96.0.0/16")),
+        service_cidr=_cidr(path, data.get("serviceCIDR", model.DEFAULT_SERVICE_CIDR)),
         registry=str(data.get("registry", "")),
         node_grace=_seconds(path, data, "nodeGrace"),
         eviction_delay=_seconds(path, data, "evictionDelay"),
@@ -89,6 +90,19 @@ def load_cluster(path: Path) -> Cluster:
         pod_security=_pod_security(path, data.get("podSecurity")),
         commit_trust=_commit_trust(path, data),
     )
+
+
+def _cidr(path: Path, raw: Any) -> str:
+    """`serviceCIDR`: an IPv4 network with room for Services (at least a /28)."""
+    try:
+        network = ipaddress.ip_network(str(raw), strict=False)
+    except ValueError as e:
+        raise errors.ClusterError(f"{path}: serviceCIDR: {e}") from e
+    if network.version != 4 or network.prefixlen > 28:
+        raise errors.ClusterError(
+            f"{path}: serviceCIDR must be an IPv4 network of at least 16 addresses, not {raw}"
+        )
+    return str(network)
 
 
 def _commit_trust(path: Path, data: dict[str, Any]) -> model.CommitTrust:

@@ -28,12 +28,10 @@ from reconciler.engine import agent_image, client
 from reconciler.engine.podspec import HARDENING
 from reconciler.plan import rules, services
 
-SYSTEM = labels.PREFIX + "system"  # "proxy" or "dns": a node agent, not a pod
+SYSTEM = labels.SYSTEM
 PROXY, DNS = "proxy", "dns"
-CLAIM_OWNER = labels.PREFIX + "claim.owner"
-CLAIM_KIND = labels.PREFIX + "claim.kind"
-CLAIM_VALUE = labels.PREFIX + "claim.value"
-CLAIM_PORT = labels.PREFIX + "claim.port"
+CLAIM_OWNER, CLAIM_KIND = labels.CLAIM_OWNER, labels.CLAIM_KIND
+CLAIM_VALUE, CLAIM_PORT = labels.CLAIM_VALUE, labels.CLAIM_PORT
 WORKDIR = "/run/podyard"
 AGENT_PIDS = 64
 

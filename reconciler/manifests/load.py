@@ -19,6 +19,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import heapq
+import ipaddress
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,8 +115,10 @@ class Loader:
         limits: documents.Limits = documents.DEFAULT_LIMITS,
         pod_security: model.PodSecurity = model.DEFAULT_POD_SECURITY,
         trust: model.CommitTrust = model.NO_COMMIT_TRUST,
+        service_cidr: str = model.DEFAULT_SERVICE_CIDR,
     ) -> None:
         self.root = Path(root)
+        self.service_cidr = ipaddress.ip_network(service_cidr, strict=False)
         self.trust = trust
         self.committed = committed
         self.limits = limits
@@ -140,7 +143,7 @@ class Loader:
         self._files = {e.name: results[e.name] for e in entries if e.settled}
         objects = [o for r in results.values() for o in r.objects]
         problems = [p for r in results.values() for p in r.problems]
-        problems += _cross_checks(objects)
+        problems += _cross_checks(objects, self.service_cidr)
         omitted = {name: r.omitted for name, r in results.items() if r.omitted}
         outcome = (
             report.error(problems, omitted, self.limits, str(self.root))
@@ -298,8 +301,9 @@ class _FileCheck:
         return shown
 
 
-def _cross_checks(objects: list[_Object]) -> list[errors.Problem]:
-    """Rules across documents: duplicates, undeclared namespaces, clashing service addresses."""
+def _cross_checks(objects: list[_Object], service_cidr: _Network) -> list[errors.Problem]:
+    """Rules across documents: duplicates, undeclared namespaces, clashing service addresses,
+    a clusterIP outside the cluster's service CIDR."""
     problems = []
     seen: dict[tuple[str, str, str], _Object] = {}
     namespaces = set(BUILTIN_NAMESPACES)
@@ -323,11 +327,32 @@ def _cross_checks(objects: list[_Object]) -> list[errors.Problem]:
                 f"(only {' and '.join(BUILTIN_NAMESPACES)} exist without one)")))
         if obj.kind == "Service":
             problems += _service_clashes(obj, taken)
+            problems += _outside(obj, service_cidr)
     return problems
 
 
 def _qualified(obj: _Object) -> str:
     return obj.name or "" if obj.kind == "Namespace" else f"{obj.namespace}/{obj.name}"
+
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _outside(obj: _Object, service_cidr: _Network) -> list[errors.Problem]:
+    """A clusterIP must lie in the service CIDR (the cluster file's serviceCIDR)."""
+    spec = obj.body.get("spec")
+    wanted = spec.get("clusterIP") if isinstance(spec, Mapping) else None
+    if not isinstance(wanted, str) or not wanted or wanted == "None":
+        return []
+    try:
+        address = ipaddress.ip_address(wanted)
+    except ValueError:
+        return []  # not an address: the field's own rule says so
+    if address.version != 4 or address in service_cidr:
+        return []  # IPv6 too is the field's own rule
+    reason = (f"{wanted} is not in the cluster's service CIDR {service_cidr} "
+              "(the cluster file's serviceCIDR)")
+    return [obj.problem(("spec", "clusterIP"), reason)]
 
 
 def _service_clashes(
@@ -338,7 +363,8 @@ def _service_clashes(
     spec = spec if isinstance(spec, Mapping) else {}
     claims: list[tuple[tuple[str, Any], documents.Path, str]] = []
     if isinstance(spec.get("clusterIP"), str) and spec["clusterIP"]:
-        claims.append((("clusterIP", spec["clusterIP"]), ("spec", "clusterIP"), "clusterIP"))
+        claims.append((("clusterIP", spec["clusterIP"]), ("spec", "clusterIP"),
+                       f"clusterIP {spec['clusterIP']}"))
     ports = spec.get("ports")
     for i, port in enumerate(ports if isinstance(ports, list) else []):
         protocol = port.get("protocol", "TCP") if isinstance(port, Mapping) else None

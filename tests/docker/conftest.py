@@ -25,7 +25,7 @@ from reconciler.plan import actions, schedule
 
 from ..support import SLEEPER as SLEEPER  # re-exported: tests import it from here
 from ..support import rc_manifest as rc_manifest  # re-exported too
-from . import daemon
+from . import daemon, services
 from .workloads import BUSYBOX
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,14 +108,19 @@ def space(engine: docker.APIClient) -> Iterator[Space]:
 
 
 def cleanup(api: docker.APIClient, namespace: str) -> None:
-    """Remove what the test made, found by its namespace label and nothing else."""
-    for label in (f"{labels.NAMESPACE}={namespace}", f"{TEST_LABEL}={namespace}"):
+    """Remove what the test made, found by its namespace label (or its scope's, which is
+    named after it: the node agents and address claims) and nothing else; and the scope's
+    Service chains."""
+    labelled = (f"{labels.NAMESPACE}={namespace}", f"{TEST_LABEL}={namespace}",
+                f"{labels.SCOPE}={namespace}")
+    for label in labelled:
         for c in api.containers(all=True, filters={"label": label}):
             api.remove_container(c["Id"], force=True)
         for v in api.volumes(filters={"label": label}).get("Volumes") or ():
             api.remove_volume(v["Name"], force=True)
         for image in api.images(filters={"label": label}):
             api.remove_image(image["Id"], force=True)
+    services.remove_chains(namespace)
 
 
 # ---- the command line, in a scope of its own -----------------------------------------------

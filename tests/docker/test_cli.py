@@ -52,8 +52,12 @@ def test_dry_run_yaml_prints_each_create_request_and_is_stable(yard: Yard) -> No
     first = yard.reconcile("--dry-run", "-o", "yaml")
     assert first.returncode == 0, first.stderr
     document = yaml.safe_load(first.stdout)
-    assert document["kind"] == "Plan" and len(document["actions"]) == 2
-    action = document["actions"][0]
+    creates = [a for a in document["actions"] if a["action"].startswith("+ create pod")]
+    assert document["kind"] == "Plan" and len(creates) == 2
+    # Before any pod: the scope's DNS address is claimed and the node's agents programmed.
+    kinds = [a["action"].split()[1] for a in document["actions"][:-2]]
+    assert kinds == ["claim", "program", "update"], kinds
+    action = creates[0]
     assert action["action"].startswith(f"+ create pod {yard.namespace}/web-")
     pause, [app] = action["pause"], action["containers"]
     assert pause["config"]["Labels"][labels.CONTAINER] == labels.PAUSE
@@ -64,7 +68,7 @@ def test_dry_run_yaml_prints_each_create_request_and_is_stable(yard: Yard) -> No
     masked = _generated_names_masked(first.stdout, yard.namespace)
     assert _generated_names_masked(second.stdout, yard.namespace) == masked
     as_json = yard.reconcile("--dry-run", "-o", "json")
-    assert json.loads(as_json.stdout)["actions"][0]["node"] == action["node"]
+    assert json.loads(as_json.stdout)["actions"][-1]["node"] == action["node"]
     assert yard.app_containers() == [] and yard.running_pods() == []
 
 
