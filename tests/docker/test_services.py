@@ -218,7 +218,7 @@ def test_claims_survive_a_killed_controller_and_flushed_rules_come_back(
         prefix = rules.chain_prefix(yard.scope)
         yard.wait_for(lambda: _has_jump(prefix), "the rules to be applied again", timeout=20)
         client = svc.app_container(engine, ns, "client")
-        answers = svc.requests(engine, client, "http://web/cgi-bin/who", 10)
+        answers = svc.requests(engine, client, "http://web/cgi-bin/who", 40)
         assert "FAILED" not in answers and set(answers) == web_pods(engine, ns)
     finally:
         watcher.send_signal(signal.SIGTERM)
