@@ -42,7 +42,9 @@ def podyard_parser() -> argparse.ArgumentParser:
     get.add_argument("-o", "--output", choices=["wide", "json", "yaml"], help="output format")
     _namespace_args(get)
     get.add_argument(
-        "-f", "--manifests", type=Path, help="manifests, for the DESIRED column of `get rc`"
+        "-f", "--manifests", type=Path,
+        help="manifests, for the DESIRED column of `get rc` (default: what the controller "
+        "applied, from its status file)"
     )
     describe = sub.add_parser("describe", help="show a pod, a node or a service in detail")
     describe.add_argument("kind", choices=[*POD_KINDS, *NODE_KINDS, *services.SERVICE_KINDS])
@@ -237,6 +239,13 @@ def _get_rc(
     if args.manifests:
         state = manifests.load(args.manifests, pod_security=pod_security)
         desired = {(rc.namespace, plan.owner_of(rc)): rc.replicas for rc in state.controllers}
+    else:  # what the controller applied, from its status file
+        desired = {
+            (str(rc.get("namespace")), f"ReplicationController/{rc.get('name')}"):
+            int(rc.get("replicas") or 0)
+            for doc in status.read_all(args.scope) for rc in doc.get("controllers") or ()
+            if args.all_namespaces or rc.get("namespace") == args.namespace
+        }
     owners = sorted({(p.namespace, p.owner) for p in pods if p.owner} | set(desired))
     if args.output in ("json", "yaml"):
         items = [_rc_json(ns, o, pods, desired) for ns, o in owners]

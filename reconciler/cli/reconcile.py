@@ -22,6 +22,7 @@ from typing import Any, NoReturn, assert_never
 import yaml
 
 from reconciler import errors, labels, manifests, model, plan
+from reconciler.api import app
 from reconciler.cli.console import (
     EXIT_NOT_CONVERGED,
     EXIT_OK,
@@ -127,7 +128,31 @@ def reconcile_parser() -> argparse.ArgumentParser:
         help="let manifests that declare nothing delete every pod of the scope",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    api = p.add_argument_group(
+        "read-only Kubernetes API (for kubectl), with --watch; all four flags together")
+    api.add_argument("--api-listen", metavar="HOST:PORT",
+                     help="serve the cluster's objects over HTTPS at this address")
+    api.add_argument("--api-cert", metavar="FILE", help="the server's certificate (PEM)")
+    api.add_argument("--api-key", metavar="FILE", help="the server's private key (PEM)")
+    api.add_argument("--api-client-ca", metavar="FILE",
+                     help="the CA that signs the client certificates it accepts (PEM)")
     return p
+
+
+def _check_api_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    files = {"--api-cert": args.api_cert, "--api-key": args.api_key,
+             "--api-client-ca": args.api_client_ca}
+    if not args.api_listen:
+        given = [flag for flag, value in files.items() if value]
+        if given:
+            parser.error(f"{', '.join(given)} go with --api-listen")
+        return
+    if not args.watch:
+        parser.error("--api-listen goes with --watch")
+    missing = [flag for flag, value in files.items() if not value]
+    if missing:
+        parser.error(f"--api-listen needs {', '.join(missing)} (clients must present a "
+                     "certificate signed by --api-client-ca)")
 
 
 def reconcile_main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -136,6 +161,7 @@ def reconcile_main(argv: Sequence[str] | None = None) -> NoReturn:
     args = parser.parse_args(argv)
     if args.output and not args.dry_run:
         parser.error("-o/--output goes with --dry-run")
+    _check_api_flags(parser, args)
     console = Console(quiet=args.quiet)
     sys.exit(guard(lambda: _reconcile(args, console), console))
 
@@ -179,17 +205,28 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
         reserved=cluster.reserved,
         status_file=None if args.dry_run else status.default_path(args.scope),
     )
+    # Bound and loaded before anything else: a bad address or TLS file fails at once.
+    served = None if not args.api_listen else app.App(
+        args.api_listen, args.api_cert, args.api_key, args.api_client_ca, cluster, args.scope,
+        console)
     drivers = driver.connect(
         cluster, parallelism=args.parallelism, pause_image=args.pause_image, scope=args.scope
     )
-    controller = passes.Controller(cluster, drivers, options, console)
+    reporter = served.reporter if served else console
+    controller = passes.Controller(cluster, drivers, options, reporter)
     try:
         if args.dry_run:
             return _dry_run(controller, desired, console, args.output)
         if args.watch:
+            if served:
+                served.attach(controller)
+                served.start()
+                console.info(f"serving the Kubernetes API (read-only) at https://{args.api_listen}")
             return _watch(controller, loader.load, args.path, console, args.committed)
         return _converge_once(controller, desired, console)
     finally:
+        if served:
+            served.close()
         controller.close()
 
 

@@ -91,6 +91,10 @@ class Controller:
         self._bridges: dict[str, str] = {}  # each node's bridge subnet, as last seen
         # Called with each node's change of state (the watch loop wakes on it).
         self.on_change: Callable[[health.Transition], None] | None = None
+        # Called after each pass has planned, with what it planned from (the API's snapshot).
+        self.on_pass: Callable[
+            [model.DesiredState, observation.View, plan.Plan], None] | None = None
+        self._desired = model.DesiredState()
         self.scope = next((d.scope for d in drivers.values() if d.scope), "")
 
     def survey(self) -> observation.View:
@@ -199,6 +203,7 @@ class Controller:
         doc = status.document(
             self.scope, self.health, self.observer, names, the_plan, self.clock(),
             {"applied": self.applied_revision, "problem": self.manifests_problem},
+            self._desired.controllers,
         )
         if not status.write(path, doc) and not self._status_warned:
             self._status_warned = True
@@ -227,8 +232,10 @@ class Controller:
         view = self.survey()
         the_plan = _on_available(self.plan(desired, list(view.pods), networks=view.networks), view)
         self.applied_revision = str(desired.revision)
-        self._last_plan = the_plan
+        self._last_plan, self._desired = the_plan, desired
         self.write_status(the_plan)
+        if self.on_pass is not None:
+            self.on_pass(desired, view, the_plan)
         if the_plan.empty:
             return PassResult(the_plan, None, len(view.pods))
         outcome = execute.apply(

@@ -2,9 +2,9 @@
 
 Each pass writes it atomically (a temporary file renamed over the old one): every node's
 state with its first and last answer, the pods no node can take, with the scheduler's
-reason, and the Services as the pass left them (addresses, ports, endpoints, or why a Service
-has no address). It is a report, not state: nothing reads it back to decide anything, and a
-missing or stale file only makes `podyard` show less.
+reason, each RC's desired replicas, and the Services as the pass left them (addresses, ports,
+endpoints, or why a Service has no address). It is a report, not state: nothing reads it
+back to decide anything, and a missing or stale file only makes `podyard` show less.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ def document(
     the_plan: plan.Plan,
     now: float,
     manifests: dict[str, str] | None = None,
+    controllers: tuple[model.ReplicationController, ...] = (),
 ) -> dict[str, Any]:
     """The status of one pass, as plain JSON data; `manifests`: the revision applied, and
-    why the newest one is not (invalid, or a commit signature refused), if it is not."""
+    why the newest one is not (invalid, or a commit signature refused), if it is not;
+    `controllers`: the RCs applied, whose desired replicas `podyard get rc` shows."""
     return {
         "scope": scope,
         "time": now,
@@ -51,6 +53,10 @@ def document(
         ],
         "waiting": list(the_plan.waiting),
         "services": [_service(s) for s in the_plan.services],
+        "controllers": [
+            {"namespace": rc.namespace, "name": rc.name, "replicas": rc.replicas}
+            for rc in controllers
+        ],
     }
 
 

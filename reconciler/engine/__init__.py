@@ -11,4 +11,5 @@ I/O: each node's Docker Engine API, over its socket or mutual TLS; nothing else.
 - `events.py`   the live event stream, and a pod's history for `describe`
 - `images.py`   imagePullPolicy, and the pause image pulled or built on the node
 - `pause.py`    the pause image's build context (busybox, FROM scratch)
+- `logstream.py` a container's log on a client of its own, closable from any thread (the API)
 """
