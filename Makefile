@@ -32,9 +32,17 @@ docker:  ## Install and start a Docker engine when none answers
 	  fi; \
 	fi; docker info --format 'docker engine {{.ServerVersion}} is up'
 
-tools:  ## Install the client tools the lab drives hosts with (ssh, git) when missing
-	@command -v ssh >/dev/null && command -v git >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client git >/dev/null)
+# kubectl (Debian's kubernetes-client, 1.20) reads the API `reconcile --api-listen` serves in
+# the docker tier; any kubectl already installed is used as it is.
+tools:  ## Install the client tools the tests use (ssh, git, kubectl) when missing
+	@missing=""; \
+	command -v ssh >/dev/null || missing="$$missing openssh-client"; \
+	command -v git >/dev/null || missing="$$missing git"; \
+	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 images: docker  ## Build the example and test images locally (no registry needed)
 	@bash examples/images/build.sh
@@ -53,7 +61,7 @@ test: venv images tools  ## Run every tier: unit, docker, lab
 test-unit: venv  ## Pure code only, no Docker
 	$(PYTEST) -m unit
 
-test-docker: venv images  ## Against the local Docker engine
+test-docker: venv images tools  ## Against the local Docker engine
 	$(PYTEST) -m docker
 
 test-lab: venv images tools  ## Against the Ansible-provisioned lab hosts
