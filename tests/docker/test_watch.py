@@ -158,16 +158,3 @@ def test_sigterm_stops_watch_between_resyncs_without_waiting_for_the_next(yard: 
     finally:
         if process.poll() is None:
             process.kill()
-
-
-def test_declared_services_are_reported_as_not_applied_never_silently_ignored(
-    yard: Yard,
-) -> None:
-    yard.write(1)
-    yard.root.joinpath("svc.yaml").write_text(
-        f"apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {yard.namespace}\n"
-        "spec:\n  selector:\n    app: web\n  ports:\n    - port: 80\n      targetPort: 8080\n"
-    )
-    result = yard.reconcile()
-    assert result.returncode == 0, result.stderr
-    assert "1 Service(s) validated but not applied" in result.stderr
