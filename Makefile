@@ -19,17 +19,27 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## Build .venv with podyard (editable), the test and lint tools, and Ansible
 
-docker:  ## Install and start a Docker engine when none answers
-	@if ! docker info >/dev/null 2>&1; then \
-	  if ! command -v dockerd >/dev/null; then \
-	    echo "installing docker.io"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static >/dev/null; \
+# iptables, conntrack, dnsmasq and a static busybox: the node agent's image (Services data plane,
+# cluster DNS) is assembled from this host's own binaries. A daemon.json is written only for an
+# engine started here and only when none exists: a running engine is never touched.
+docker:  ## Install and start a Docker engine when none answers, plus the node agent's binaries
+	@missing=""; \
+	for pkg in iptables conntrack dnsmasq-base busybox-static; do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null; then missing="docker.io$$missing"; fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi; \
+	if ! docker info >/dev/null 2>&1; then \
+	  if [ ! -e /etc/docker/daemon.json ]; then \
+	    echo "writing /etc/docker/daemon.json (userland-proxy off: published ports through iptables)"; \
+	    mkdir -p /etc/docker && echo '{"userland-proxy": false}' >/etc/docker/daemon.json; \
 	  fi; \
-	  if ! docker info >/dev/null 2>&1; then \
-	    echo "starting dockerd (log: /var/log/dockerd.log)"; \
-	    nohup dockerd >/var/log/dockerd.log 2>&1 & \
-	    for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done; \
-	  fi; \
+	  echo "starting dockerd (log: /var/log/dockerd.log)"; \
+	  nohup dockerd >/var/log/dockerd.log 2>&1 & \
+	  for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done; \
 	fi; docker info --format 'docker engine {{.ServerVersion}} is up'
 
 # kubectl (Debian's kubernetes-client, 1.20) reads the API `reconcile --api-listen` serves in
