@@ -28,7 +28,12 @@ class App:
 
         def offer(desired: model.DesiredState, view: observation.View,
                   the_plan: plan.Plan) -> None:
-            self.publisher.offer(snapshot.take(controller, desired, view, the_plan))
+            try:
+                taken = snapshot.take(controller, desired, view, the_plan)
+            except Exception as e:  # a bug of the API's must never fail a pass
+                self.reporter.warn(f"API snapshot: {type(e).__name__}: {e}")
+                return
+            self.publisher.offer(taken)
 
         controller.on_pass = offer
 

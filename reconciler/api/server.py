@@ -248,7 +248,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = self.server.api.store
         asked = request.query.get("resourceVersion", "")
         initial: list[Mapping[str, Any]] = []
-        if asked in ("", "0"):
+        if asked in ("", "0") or opts.initial_events_end:
             state = data.state
             since = state.rv
             initial = [o for o in state.items(request.resource) if opts.wanted(o)]
@@ -320,6 +320,7 @@ def _watch_options(request: requests.Request, accept: str) -> streams.WatchOptio
         namespace=request.namespace, matches=lambda obj: all(m(obj) for m in matchers),
         table=version if form == "Table" else "", include=query.get("includeObject", "Metadata"),
         timeout=max(0.0, timeout), bookmarks=request.flag("allowWatchBookmarks"),
+        initial_events_end=request.flag("sendInitialEvents"),
     )
 
 

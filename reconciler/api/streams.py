@@ -39,6 +39,7 @@ class WatchOptions:
     include: str = "Metadata"  # Table rows' object: Metadata, Object or None
     timeout: float = 1800.0
     bookmarks: bool = False
+    initial_events_end: bool = False  # sendInitialEvents: a bookmark marks their end
 
     def wanted(self, obj: Mapping[str, Any]) -> bool:
         """Whether an object is in this watch's namespace and matches its selectors."""
@@ -94,6 +95,8 @@ def run_watch(
         for obj in initial:
             sink.write(encode("ADDED", obj, opts, wall(), first))
             first = False
+        if opts.initial_events_end:
+            sink.write(_bookmark(opts, since, {"k8s.io/initial-events-end": "true"}))
         while clock() < deadline and not (stop and stop.is_set()) and not sink.gone():
             try:
                 changes = data.wait(since, min(POLL, max(0.0, deadline - clock())))
@@ -108,14 +111,21 @@ def run_watch(
                     sink.write(encode(*event, opts, wall(), first))
                     first, last_write = False, clock()
             if opts.bookmarks and not opts.table and clock() - last_write >= BOOKMARK_EVERY:
-                mark = {"kind": opts.kind, "apiVersion": "v1",
-                        "metadata": {"resourceVersion": str(max(since, data.state.rv))}}
-                sink.write((json.dumps({"type": "BOOKMARK", "object": mark}) + "\n").encode())
+                sink.write(_bookmark(opts, max(since, data.state.rv)))
                 last_write = clock()
             if data.closed:
                 return
     except OSError:
         return  # the client went away
+
+
+def _bookmark(opts: WatchOptions, rv: int, annotations: dict[str, str] | None = None) -> bytes:
+    """A BOOKMARK: only the kind and a resourceVersion (and the end of initial events)."""
+    metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+    if annotations:
+        metadata["annotations"] = annotations
+    mark = {"kind": opts.kind, "apiVersion": "v1", "metadata": metadata}
+    return (json.dumps({"type": "BOOKMARK", "object": mark}) + "\n").encode()
 
 
 class LogSource(Protocol):

@@ -172,3 +172,14 @@ def test_a_watch_of_one_object_selects_it_by_name() -> None:
 ])
 def test_accept_headers(accept: str, form: tuple[str, str]) -> None:
     assert requests.wanted_form(accept) == form
+
+
+def test_a_watch_list_ends_its_initial_events_with_a_bookmark() -> None:
+    data = store.Store(start=0)
+    data.publish(pods(pod("a")))
+    sink = Sink()
+    streams.run_watch(data, sink, options(timeout=0.0, initial_events_end=True), 1,
+                      data.state.items("pods"))
+    assert [e["type"] for e in sink.lines] == ["ADDED", "BOOKMARK"]
+    assert sink.lines[1]["object"]["metadata"] == {
+        "resourceVersion": "1", "annotations": {"k8s.io/initial-events-end": "true"}}
