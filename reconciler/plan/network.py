@@ -40,13 +40,15 @@ def services_plan(
     allocation = services.allocate(desired.services, found, net.service_cidr, net.scope)
     leaving = frozenset(a.uid for a in pod_plan.deletes())
     named = _named_ports(desired, observed)
+    index = services.PodIndex(observed, net.serving)
     views, statuses, serving = [], [], set()
     created = {c.owner: c.created for c in found if c.kind == observe.CLAIM_IP}
     refused = {(ns, name): why for ns, name, why in allocation.refused}
     for svc in desired.services:
         key = (svc.namespace, svc.name)
         ip = allocation.ips.get(key, "")
-        eps = services.endpoints(svc, observed, named, net.serving, leaving) if ip else {}
+        everyone = services.endpoints(svc, index, named) if ip else {}
+        eps = {k: tuple(e for e in each if e.uid not in leaving) for k, each in everyone.items()}
         ports = tuple(
             (p, allocation.node_ports.get((*key, services.port_key(p)), 0),
              eps.get(services.port_key(p), ()))
@@ -54,8 +56,7 @@ def services_plan(
         )
         if ip:
             views.append(rules.ServicePorts(svc.namespace, svc.name, ip, ports))
-        before = {ep.uid for ep in _all(services.endpoints(svc, observed, named, net.serving))}
-        serving |= before & leaving
+        serving |= {ep.uid for ep in _all(everyone)} & leaving
         statuses.append(actions.ServiceStatus(
             namespace=svc.namespace, name=svc.name, type=svc.type, cluster_ip=ip,
             ports=tuple((p.name, p.port, p.protocol, np, str(p.target_port))
@@ -71,6 +72,8 @@ def services_plan(
     ours = [c for c in found if c.scope == net.scope and c not in allocation.release]
     wanted = sorted({*ours, *allocation.claim})
     todo: list[actions.Action] = []
+    common = rules.body(net.scope, views, pod_networks=net.pod_networks,
+                        node_addresses=net.node_addresses)
     for node, state in sorted(net.nodes.items()):
         have = set(state.claims)
         todo += [actions.ClaimAddress(node, c) for c in wanted if c not in have]
@@ -78,10 +81,7 @@ def services_plan(
         dns_agent = state.dns
         dns = (allocation.dns_ip, dns_agent.ip) if dns_agent and dns_agent.running and \
             dns_agent.ip and allocation.dns_ip else None
-        ruleset = rules.render(
-            net.scope, views, pod_networks=net.pod_networks,
-            node_addresses=net.node_addresses, dns=dns,
-        )
+        ruleset = rules.for_node(common, dns)
         why = _lagging(state.proxy, ruleset.digest)
         if why:
             todo.append(actions.ProgramRules(node, ruleset, why))

@@ -27,6 +27,7 @@ deletes this prefix's chains the text no longer has, and removes stale UDP connt
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -55,11 +56,16 @@ class RuleSet:
     """Everything one node's rules need, and a digest that says whether they changed."""
 
     prefix: str
-    text: str  # iptables-restore input: the nat and filter tables' podyard chains
+    parts: tuple[str, ...]  # the text, in pieces shared between nodes (see `text`)
     chains: tuple[str, ...]  # "<table> <chain>" of every chain the text declares
     jumps: tuple[Jump, ...]
     udp: tuple[str, ...]  # "<address|-> <port> <endpoint IP|->": what conntrack must forget
     digest: str
+
+    @property
+    def text(self) -> str:
+        """iptables-restore input: the nat and filter tables' podyard chains."""
+        return "".join(self.parts)
 
     def files(self) -> dict[str, str]:
         """The files the node agent's apply script reads, by name."""
@@ -95,6 +101,20 @@ def _hash(*parts: str) -> str:
     return base64.b32encode(digest).decode()[:16]
 
 
+@dataclass(frozen=True)
+class Body:
+    """What every node's rule set has in common; only the cluster DNS rules differ (they
+    send the DNS address to that node's own DNS agent)."""
+
+    prefix: str
+    head: str  # up to where the DNS rules go
+    tail: str
+    chains: tuple[str, ...]
+    jumps: tuple[Jump, ...]
+    udp: tuple[str, ...]
+    digest: str
+
+
 def render(
     scope: str,
     views: Sequence[ServicePorts],
@@ -104,6 +124,47 @@ def render(
     dns: tuple[str, str] | None = None,  # (the DNS ClusterIP, this node's DNS container IP)
 ) -> RuleSet:
     """The rule set of one node; the same input gives the same text, byte for byte."""
+    return for_node(body(scope, views, pod_networks=pod_networks,
+                         node_addresses=node_addresses), dns)
+
+
+def for_node(common: Body, dns: tuple[str, str] | None) -> RuleSet:
+    """One node's rule set: the common body with its own DNS rules."""
+    p = common.prefix
+    lines = []
+    if dns is not None:
+        dns_ip, local = dns
+        lines = [
+            f'-A {p}-SERVICES -d {dns_ip}/32 -p {proto} -m comment --comment "cluster DNS" '
+            f"-m {proto} --dport {DNS_PORT} -j DNAT --to-destination {local}:{DNS_PORT}\n"
+            for proto in ("udp", "tcp")
+        ]
+    middle = "".join(lines)
+    digest = hashlib.sha256((common.digest + middle).encode()).hexdigest()[:16]
+    return RuleSet(p, (common.head, middle, common.tail), common.chains, common.jumps,
+                   common.udp, digest)
+
+
+def body(
+    scope: str,
+    views: Sequence[ServicePorts],
+    *,
+    pod_networks: Iterable[str],
+    node_addresses: Iterable[str] = (),
+) -> Body:
+    """The rules every node shares. Remembered for the last inputs: an idle pass, which asks
+    again with the same Services and endpoints, renders nothing."""
+    return _body(scope, tuple(views), tuple(sorted(set(pod_networks))),
+                 tuple(sorted(set(node_addresses))))
+
+
+@functools.lru_cache(maxsize=2)
+def _body(
+    scope: str,
+    views: tuple[ServicePorts, ...],
+    pods: tuple[str, ...],
+    node_addresses: tuple[str, ...],
+) -> Body:
     p = chain_prefix(scope)
     nat: list[str] = []
     filt: list[str] = []
@@ -111,7 +172,6 @@ def render(
                   f"{p}-FROM-OUTSIDE", f"{p}-CANARY"]
     filter_chains = [f"{p}-SERVICES", f"{p}-FORWARD", f"{p}-CANARY"]
     udp: list[str] = []
-    pods = sorted(set(pod_networks))
 
     nat += [
         f"-A {p}-CANARY -j RETURN",
@@ -128,15 +188,9 @@ def render(
         f"-A {p}-FORWARD -m mark --mark {MARK}/{MARK} -j ACCEPT",
         f"-A {p}-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         *(f"-A {p}-FORWARD -s {addr}/32 -d {net} -j ACCEPT"
-          for addr in sorted(set(node_addresses)) for net in pods),
+          for addr in node_addresses for net in pods),
     ]
-    if dns is not None:
-        dns_ip, local = dns
-        for proto in ("udp", "tcp"):
-            nat.append(
-                f'-A {p}-SERVICES -d {dns_ip}/32 -p {proto} -m comment --comment "cluster DNS" '
-                f"-m {proto} --dport {DNS_PORT} -j DNAT --to-destination {local}:{DNS_PORT}"
-            )
+    base = len(nat)
     node_ports: list[str] = []
     for view in views:
         for port, node_port, eps in view.ports:
@@ -193,15 +247,6 @@ def render(
     nat += node_ports
     nat.append(f"-A {p}-SERVICES -m addrtype --dst-type LOCAL -j {p}-NODEPORTS")
 
-    text = "".join([
-        "*nat\n",
-        *(f":{c} - [0:0]\n" for c in nat_chains),
-        *(f"{line}\n" for line in nat),
-        "COMMIT\n*filter\n",
-        *(f":{c} - [0:0]\n" for c in filter_chains),
-        *(f"{line}\n" for line in filt),
-        "COMMIT\n",
-    ])
     jumps = (
         Jump("nat", "PREROUTING", f'-m comment --comment "podyard services" -j {p}-SERVICES'),
         Jump("nat", "OUTPUT", f'-m comment --comment "podyard services" -j {p}-SERVICES'),
@@ -212,7 +257,19 @@ def render(
                                 f'"podyard services" -j {p}-SERVICES')
           for chain in ("INPUT", "FORWARD", "OUTPUT")),
     )
+    head = "".join([
+        "*nat\n",
+        *(f":{c} - [0:0]\n" for c in nat_chains),
+        *(f"{line}\n" for line in nat[:base]),
+    ])
+    tail = "".join([
+        *(f"{line}\n" for line in nat[base:]),
+        "COMMIT\n*filter\n",
+        *(f":{c} - [0:0]\n" for c in filter_chains),
+        *(f"{line}\n" for line in filt),
+        "COMMIT\n",
+    ])
     chains = (*(f"nat {c}" for c in nat_chains), *(f"filter {c}" for c in filter_chains))
-    digest_input = text + "".join(j.line() for j in jumps)
-    digest = hashlib.sha256(digest_input.encode()).hexdigest()[:16]
-    return RuleSet(p, text, chains, jumps, tuple(udp), digest)
+    digest_input = head + tail + "".join(j.line() for j in jumps)
+    digest = hashlib.sha256(digest_input.encode()).hexdigest()
+    return Body(p, head, tail, chains, jumps, tuple(udp), digest)

@@ -91,8 +91,12 @@ def allocate(
     def free(kind: str, value: str) -> bool:
         return (kind, value) not in held
 
+    by_owner: dict[str, list[Claim]] = {}  # what each Service held as the pass began
+    for c in held.values():
+        by_owner.setdefault(c.owner, []).append(c)
+
     dns_owner = owner(scope, *DNS_SERVICE)
-    dns_ip = _held_ip(held, dns_owner) or _pick_ip(
+    dns_ip = _held_ip(by_owner, dns_owner) or _pick_ip(
         network, free, key=dns_owner, preferred=DNS_OFFSET
     )
     if dns_ip:
@@ -114,7 +118,7 @@ def allocate(
                 continue
             ip = svc.cluster_ip
         else:
-            ip = _held_ip(held, who) or _pick_ip(network, free, key=who)
+            ip = _held_ip(by_owner, who) or _pick_ip(network, free, key=who)
         if not ip:
             refused.append((svc.namespace, svc.name, f"the service CIDR {cidr} is full"))
             continue
@@ -125,7 +129,7 @@ def allocate(
         keys = {port_key(p) for p in svc.ports}
         for port in svc.ports:
             key = port_key(port)
-            number = port.node_port or _held_port(held, who, key, port.protocol)
+            number = port.node_port or _held_port(by_owner, who, key, port.protocol)
             if number and port.node_port:
                 holder = held.get((NODE_PORT, f"{number}/{port.protocol}"))
                 renamed = holder is not None and holder.owner == who and holder.port not in keys
@@ -159,15 +163,15 @@ def _by_value(claims: Iterable[Claim]) -> dict[tuple[str, str], Claim]:
     return held
 
 
-def _held_ip(held: Mapping[tuple[str, str], Claim], who: str) -> str:
-    found = sorted(c.value for c in held.values() if c.kind == IP and c.owner == who)
+def _held_ip(by_owner: Mapping[str, list[Claim]], who: str) -> str:
+    found = sorted(c.value for c in by_owner.get(who, ()) if c.kind == IP)
     return found[0] if found else ""
 
 
-def _held_port(held: Mapping[tuple[str, str], Claim], who: str, key: str, protocol: str) -> int:
-    for c in held.values():
+def _held_port(by_owner: Mapping[str, list[Claim]], who: str, key: str, protocol: str) -> int:
+    for c in by_owner.get(who, ()):
         number, _, proto = c.value.partition("/")
-        if c.kind == NODE_PORT and c.owner == who and c.port == key and proto == protocol:
+        if c.kind == NODE_PORT and c.port == key and proto == protocol:
             return int(number)
     return 0
 
@@ -228,28 +232,47 @@ class Endpoint:
 Endpoints = Mapping[str, tuple[Endpoint, ...]]  # port key -> its endpoints, sorted
 
 
+class PodIndex:
+    """The pods that can serve (Ready, with an address, on a serving node), indexed by
+    namespace and label: built once a pass, so a Service finds its pods without a scan."""
+
+    def __init__(self, pods: Iterable[observe.ObservedPod], serving: Iterable[str]) -> None:
+        nodes = set(serving)
+        self._by: dict[tuple[str, str, str], list[observe.ObservedPod]] = {}
+        for p in pods:
+            if p.node in nodes and p.ip and p.ready:
+                for key, value in p.labels:
+                    self._by.setdefault((p.namespace, key, value), []).append(p)
+
+    def select(self, namespace: str, selector: model.Pairs) -> list[observe.ObservedPod]:
+        """The serving pods of a namespace whose labels include every pair of `selector`."""
+        if not selector:
+            return []
+        smallest = min((self._by.get((namespace, k, v), []) for k, v in selector), key=len)
+        wanted = dict(selector)
+        return [p for p in smallest if _selects(wanted, p.labels)]
+
+
 def endpoints(
     service: model.Service,
-    pods: Iterable[observe.ObservedPod],
+    pods: Iterable[observe.ObservedPod] | PodIndex,
     named_ports: Mapping[str, Mapping[str, int]],
-    serving: Iterable[str],
+    serving: Iterable[str] = (),
     leaving: frozenset[str] = frozenset(),
 ) -> Endpoints:
     """Each port's endpoints: the Ready pods matching the selector on a `serving` node.
 
     `named_ports`: pod uid -> container port name -> number, for named targetPorts. A pod in
     `leaving` (about to be deleted) is no endpoint any more, so that traffic stops reaching
-    it before it is stopped. A Service without a selector has no endpoints (podyard has no
+    it before it is stopped. `pods` is a pass's `PodIndex` (then `serving` is already in it),
+    or the observed pods. A Service without a selector has no endpoints (podyard has no
     manual Endpoints objects).
     """
     if not service.selector:
         return {port_key(p): () for p in service.ports}
-    nodes = set(serving)
-    selector = dict(service.selector)
+    index = pods if isinstance(pods, PodIndex) else PodIndex(pods, serving)
     matching = [
-        p for p in pods
-        if p.namespace == service.namespace and p.node in nodes and p.uid not in leaving
-        and p.ready and p.ip and _selects(selector, p.labels)
+        p for p in index.select(service.namespace, service.selector) if p.uid not in leaving
     ]
     found: dict[str, tuple[Endpoint, ...]] = {}
     for port in service.ports:
