@@ -9,6 +9,11 @@ runs for every pod. Each round times:
   * idle: `plan.diff` with the 10,000 pods observed as they were placed (built as
     `observe.ObservedPod`s in memory, requests included), which plans nothing, as a
     `--watch` pass with nothing changed does; target <= 100 ms.
+  * the Services' part of that idle pass: `plan.services_plan` with a ClusterIP Service in
+    front of each RC (100 Services of 100 endpoints), every node already holding the
+    claims, rules and DNS records, so it plans nothing either: address allocation,
+    endpoints, and each node's rule set compared with what it applied; target <= 100 ms
+    with the pod diff.
 The plans are checked, asserted: every pod placed, no node over its allocatable, each RC's
 replicas spread evenly (100 over 100 nodes: one per node), and the idle plan empty. Before
 each timed diff, the garbage of the untimed set-up is collected (`gc.collect()`); the
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import collections
 import cProfile
+import dataclasses
 import gc
 import itertools
 import pstats
@@ -88,7 +94,8 @@ def observed_as_placed(created: plan.Plan) -> list[observe.ObservedPod]:
     pods = []
     for i, action in enumerate(created.creates()):
         identity = action.pod
-        pause = observe.ObservedContainer(f"p{i}", "POD", f"p{i}", "pause", "running", NOW - 60)
+        pause = observe.ObservedContainer(f"p{i}", "POD", f"p{i}", "pause", "running", NOW - 60,
+                                          ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
         app = observe.ObservedContainer(f"a{i}", "app", f"a{i}", "app", "running", NOW - 60)
         pods.append(
             observe.ObservedPod(
@@ -145,18 +152,69 @@ def timed_diff(
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
+def services_for(desired: model.DesiredState) -> model.DesiredState:
+    """The same state with a ClusterIP Service in front of each RC."""
+    return dataclasses.replace(desired, services=tuple(
+        model.Service("default", rc.name, (), "ClusterIP", "", rc.selector,
+                      (model.ServicePort(80, 8080),))
+        for rc in desired.controllers
+    ))
+
+
+def settled_network(
+    desired: model.DesiredState, observed: list[observe.ObservedPod], count: int
+) -> plan.Network:
+    """Every node holding the claims, rules and DNS records the Services need, as they are
+    after the passes that put them there."""
+    states = {n.name: observe.NodeNetwork(pod_network="10.0.0.0/8") for n in nodes(count)}
+    for _ in range(3):
+        net = plan.Network("default", "10.96.0.0/16", states, frozenset(states), ("10.0.0.0/8",))
+        for action in plan.services_plan(desired, observed, plan.Plan(), net).actions:
+            state = states[action.node]
+            if isinstance(action, plan.ClaimAddress):
+                state = dataclasses.replace(state, claims=(*state.claims, action.claim))
+            elif isinstance(action, plan.ProgramRules):
+                agent = observe.Agent("proxy", True, digest=action.rules.digest)
+                state = dataclasses.replace(state, proxy=agent)
+            elif isinstance(action, plan.ProgramDNS):
+                agent = observe.Agent("dns", True, ip="10.0.0.2", digest=action.records.digest)
+                state = dataclasses.replace(state, dns=agent)
+            states[action.node] = state
+    return net
+
+
+def timed_services(
+    desired: model.DesiredState, observed: list[observe.ObservedPod], idle: plan.Plan,
+    net: plan.Network,
+) -> tuple[float, float, plan.Plan]:
+    """One `plan.services_plan` over an idle pod plan: its seconds, wall clock and CPU."""
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = plan.services_plan(desired, observed, idle, net)
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
 def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     """Seconds per round of each measurement, wall clock and CPU time."""
     desired, cluster = desired_state(args.rcs, args.replicas), nodes(args.nodes)
-    series: dict[str, list[float]] = {k: [] for k in ("scratch", "scratch cpu", "idle", "idle cpu")}
+    keys = ("scratch", "scratch cpu", "idle", "idle cpu", "services", "services cpu")
+    series: dict[str, list[float]] = {k: [] for k in keys}
+    with_services = services_for(desired)
     for _ in range(args.rounds):
         wall, cpu, created = timed_diff(desired, [], cluster)
         series["scratch"].append(wall)
         series["scratch cpu"].append(cpu)
-        wall, cpu, idle = timed_diff(desired, observed_as_placed(created), cluster)
+        observed = observed_as_placed(created)
+        wall, cpu, idle = timed_diff(desired, observed, cluster)
         series["idle"].append(wall)
         series["idle cpu"].append(cpu)
         check(created, idle, args)
+        net = settled_network(with_services, observed, args.nodes)
+        wall, cpu, settled = timed_services(with_services, observed, idle, net)
+        assert settled.empty and len(settled.services) == args.rcs, "Services idle too"
+        assert all(len(dict(s.endpoints)["80/TCP"]) == args.replicas for s in settled.services)
+        series["services"].append(wall)
+        series["services cpu"].append(cpu)
     return series
 
 
@@ -173,6 +231,8 @@ def profile(args: argparse.Namespace) -> None:
 ROWS = (  # (series, what it is, target in seconds)
     ("scratch", "`plan.diff` from nothing: 10,000 creations, scheduled", FROM_NOTHING_TARGET_S),
     ("idle", "`plan.diff` idle: all observed, nothing planned", IDLE_TARGET_MS / 1000),
+    ("services", "`plan.services_plan` idle: a Service per RC, every node up to date",
+     IDLE_TARGET_MS / 1000),
 )
 
 

@@ -39,6 +39,69 @@ def services_plan(
     found = [c for n in net.nodes.values() for c in n.claims]
     allocation = services.allocate(desired.services, found, net.service_cidr, net.scope)
     leaving = frozenset(a.uid for a in pod_plan.deletes())
+    derived = _derive(desired, observed, net, allocation, found, leaving)
+    records = services.dns_records(desired.services, allocation)
+    ours = [c for c in found if c.scope == net.scope and c not in allocation.release]
+    wanted = sorted({*ours, *allocation.claim})
+    todo: list[actions.Action] = []
+    common = derived.body
+    for node, state in sorted(net.nodes.items()):
+        have = set(state.claims)
+        todo += [actions.ClaimAddress(node, c) for c in wanted if c not in have]
+        todo += [actions.ReleaseAddress(node, c) for c in allocation.release if c in have]
+        dns_agent = state.dns
+        dns = (allocation.dns_ip, dns_agent.ip) if dns_agent and dns_agent.running and \
+            dns_agent.ip and allocation.dns_ip else None
+        ruleset = rules.for_node(common, dns)
+        why = _lagging(state.proxy, ruleset.digest)
+        if why:
+            todo.append(actions.ProgramRules(node, ruleset, why))
+        why = _lagging(dns_agent, records.digest)
+        if why:
+            todo.append(actions.ProgramDNS(node, records, why))
+    return dataclasses.replace(
+        pod_plan,
+        actions=(*todo, *(_with_discovery(a, desired, allocation) for a in pod_plan.actions)),
+        serving=derived.serving,
+        services=derived.statuses,
+        waiting=pod_plan.waiting + tuple(
+            f"service {actions.qualified(ns, name)}: {why}" for ns, name, why in allocation.refused
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """What a pass derives from the pods and the allocation: the same while they are."""
+
+    statuses: tuple[actions.ServiceStatus, ...]
+    serving: frozenset[str]  # pods this pass deletes that are endpoints now
+    body: rules.Body
+
+
+# The last derivation and what it was derived from: an idle pass, with the same manifests
+# (the loader hands back the same state) and the same pod objects (the drivers hand back
+# the same pods while nothing changed), reuses it instead of rebuilding every endpoint.
+_last: list[tuple[tuple[object, ...], tuple[object, ...], _Derived]] = []
+
+
+def _derive(
+    desired: model.DesiredState,
+    observed: Sequence[observe.ObservedPod],
+    net: Network,
+    allocation: services.Allocation,
+    found: Sequence[observe.Claim],
+    leaving: frozenset[str],
+) -> _Derived:
+    pods = tuple(observed)
+    memo_key = (
+        id(desired), tuple(map(id, pods)), net.serving, net.scope, net.pod_networks,
+        net.node_addresses, leaving, tuple(sorted(allocation.ips.items())),
+        tuple(sorted(allocation.node_ports.items())), allocation.refused,
+        tuple(sorted((c.owner, c.created) for c in found if c.kind == observe.CLAIM_IP)),
+    )
+    if _last and _last[0][0] == memo_key:
+        return _last[0][2]
     named = _named_ports(desired, observed)
     index = services.PodIndex(observed, net.serving)
     views, statuses, serving = [], [], set()
@@ -68,35 +131,11 @@ def services_plan(
             problem=refused.get(key, ""),
             labels=svc.labels,
         ))
-    records = services.dns_records(desired.services, allocation)
-    ours = [c for c in found if c.scope == net.scope and c not in allocation.release]
-    wanted = sorted({*ours, *allocation.claim})
-    todo: list[actions.Action] = []
     common = rules.body(net.scope, views, pod_networks=net.pod_networks,
                         node_addresses=net.node_addresses)
-    for node, state in sorted(net.nodes.items()):
-        have = set(state.claims)
-        todo += [actions.ClaimAddress(node, c) for c in wanted if c not in have]
-        todo += [actions.ReleaseAddress(node, c) for c in allocation.release if c in have]
-        dns_agent = state.dns
-        dns = (allocation.dns_ip, dns_agent.ip) if dns_agent and dns_agent.running and \
-            dns_agent.ip and allocation.dns_ip else None
-        ruleset = rules.for_node(common, dns)
-        why = _lagging(state.proxy, ruleset.digest)
-        if why:
-            todo.append(actions.ProgramRules(node, ruleset, why))
-        why = _lagging(dns_agent, records.digest)
-        if why:
-            todo.append(actions.ProgramDNS(node, records, why))
-    return dataclasses.replace(
-        pod_plan,
-        actions=(*todo, *(_with_discovery(a, desired, allocation) for a in pod_plan.actions)),
-        serving=frozenset(serving),
-        services=tuple(statuses),
-        waiting=pod_plan.waiting + tuple(
-            f"service {actions.qualified(ns, name)}: {why}" for ns, name, why in allocation.refused
-        ),
-    )
+    derived = _Derived(tuple(statuses), frozenset(serving), common)
+    _last[:] = [(memo_key, (desired, pods), derived)]  # the references keep the ids valid
+    return derived
 
 
 def _lagging(agent: observe.Agent | None, digest: str) -> str:
