@@ -61,7 +61,11 @@ demo: venv images lab  ## Set up everything: lab cluster, examples converged, st
 	$(BIN)/reconcile --validate examples/manifests
 	$(BIN)/reconcile --scope demo examples/manifests
 	$(BIN)/podyard --scope demo get pods -o wide
-	$(BIN)/podyard --scope demo get rc -f examples/manifests
+	$(BIN)/podyard --scope demo get rc
+	$(BIN)/podyard --scope demo get svc
+	@echo "the primer's mysql + myweb (examples/primer/), in a scope of their own:"
+	$(BIN)/reconcile --scope primer examples/primer
+	$(BIN)/podyard --scope primer get svc,endpoints 2>/dev/null || $(BIN)/podyard --scope primer get svc
 	@echo "the lab: examples/lab/ pushed to the master's manifest repository, applied by its controller:"
 	bash examples/lab/push.sh
 

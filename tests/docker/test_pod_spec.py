@@ -154,7 +154,9 @@ def test_builds_a_missing_pause_image_that_stops_at_once(
         assert engine.inspect_container(cid)["State"]["ExitCode"] == 0
     finally:
         d.close()
-        for c in engine.containers(all=True, filters={"ancestor": name}):
+        # By the test's label, not by image: the build is reproducible, so the test image can
+        # be the very image every pod's sandbox runs.
+        for c in engine.containers(all=True, filters={"label": f"{TEST_LABEL}={space.namespace}"}):
             engine.remove_container(c["Id"], force=True)
         engine.remove_image(name)
 

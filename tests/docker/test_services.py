@@ -21,7 +21,7 @@ from reconciler.engine import agents
 from reconciler.plan import rules
 
 from . import services as svc
-from .conftest import Yard
+from .conftest import ROOT, Yard
 
 pytestmark = pytest.mark.docker
 
@@ -249,3 +249,20 @@ def test_a_clusterip_outside_the_cidr_or_taken_is_refused_naming_both(
            f"{ns}/a (a.yaml:1)" in done.stderr, done.stderr
     assert "c.yaml:7: spec.clusterIP: 192.168.7.7 is not in the cluster's service CIDR" \
         in done.stderr, done.stderr
+
+
+def test_the_primers_myweb_finds_mysql_by_name_and_by_its_variables(
+    engine: docker.APIClient, yard: Yard
+) -> None:
+    for example in sorted((ROOT / "examples" / "primer").glob("*.yaml")):
+        # As written, but with the NodePort allocated: a fixed one may be held on this engine.
+        text = example.read_text().replace("      nodePort: 30001\n", "")
+        write(yard, example.name, text)
+    converge(yard)
+    node_port = int(claims(engine, yard.scope)[f"{yard.scope}/default/myweb:8080/TCP"]
+                    .split("/")[0])
+    with socket.create_connection((host_address(), node_port), timeout=5) as conn:
+        conn.sendall(b"GET /cgi-bin/index HTTP/1.0\r\n\r\n")
+        page = b"".join(iter(lambda: conn.recv(4096), b"")).decode()
+    assert "by name (mysql:3306): mysql stand-in: connected" in page, page
+    assert re.search(r"by ClusterIP \(10\.96\.\d+\.\d+\): mysql stand-in: connected", page), page
