@@ -55,6 +55,71 @@ spec:
 """
 
 
+# A web server answering /cgi-bin/who with "<pod name> <client address>". On SIGTERM it
+# keeps answering for a second, as a real server drains its connections.
+WHO_SCRIPT = r"""mkdir -p /www/cgi-bin
+printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$(hostname) $REMOTE_ADDR"\n' \
+  > /www/cgi-bin/who
+chmod +x /www/cgi-bin/who
+trap 'sleep 1; exit 0' TERM
+httpd -f -p 8080 -h /www & wait
+"""
+
+
+def web_service(
+    namespace: str, replicas: int, image: str = BUSYBOX, *, version: str = "1",
+    service_type: str = "NodePort", node_port: int = 0,
+) -> str:
+    """An RC `web` of WHO_SCRIPT pods (named port `http`) and a Service `web` in front of it;
+    a NodePort is allocated unless `node_port` is given. `version` changes the template."""
+    script = "".join(f"              {line}\n" for line in WHO_SCRIPT.splitlines())
+    fixed = f"\n      nodePort: {node_port}" if node_port else ""
+    return f"""\
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: web
+  namespace: {namespace}
+spec:
+  replicas: {replicas}
+  selector:
+    app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      terminationGracePeriodSeconds: 3
+      containers:
+        - name: web
+          image: {image}
+          imagePullPolicy: IfNotPresent
+          command: [sh, -c]
+          args:
+            - |
+{script}          env:
+            - name: VERSION
+              value: "{version}"
+          ports:
+            - name: http
+              containerPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: {namespace}
+spec:
+  type: {service_type}
+  selector:
+    app: web
+  ports:
+    - name: http
+      port: 80
+      targetPort: http{fixed}
+"""
+
+
 @dataclass(frozen=True)
 class PlaybookRun:
     """What one ansible-playbook run did, from ansible-runner's events."""

@@ -13,17 +13,8 @@ import docker
 from reconciler import labels
 from reconciler.plan import rules
 
+from ..support import web_service
 from .workloads import BUSYBOX
-
-# Each request to /cgi-bin/who answers "<pod name> <client address>". On SIGTERM the server
-# keeps answering for a second, as a real server drains its connections.
-WEB_SCRIPT = r"""mkdir -p /www/cgi-bin
-printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$(hostname) $REMOTE_ADDR"\n' \
-  > /www/cgi-bin/who
-chmod +x /www/cgi-bin/who
-trap 'sleep 1; exit 0' TERM
-httpd -f -p 8080 -h /www & wait
-"""
 
 CLIENT = ("sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait")
 
@@ -38,49 +29,7 @@ def namespace(ns: str) -> str:
 
 def web(ns: str, replicas: int, *, version: str = "1", service_type: str = "NodePort") -> str:
     """An RC of httpd pods and a Service in front of it (named port, NodePort allocated)."""
-    return f"""apiVersion: v1
-kind: ReplicationController
-metadata:
-  name: web
-  namespace: {ns}
-spec:
-  replicas: {replicas}
-  selector:
-    app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      terminationGracePeriodSeconds: 3
-      containers:
-        - name: web
-          image: {BUSYBOX}
-          imagePullPolicy: IfNotPresent
-          command: ["sh", "-c"]
-          args:
-            - |
-{_indent(WEB_SCRIPT, 14)}          env:
-            - name: VERSION
-              value: "{version}"
-          ports:
-            - name: http
-              containerPort: 8080
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-  namespace: {ns}
-spec:
-  type: {service_type}
-  selector:
-    app: web
-  ports:
-    - name: http
-      port: 80
-      targetPort: http
-"""
+    return web_service(ns, replicas, version=version, service_type=service_type)
 
 
 def udp_echo(ns: str, image: str, version: str = "1") -> str:

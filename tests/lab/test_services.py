@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from ..support import web_service
 from .hosts import Lab
 from .operate import push, wait_until
 
@@ -20,59 +21,11 @@ pytestmark = pytest.mark.lab
 
 NODE_PORT = 30088
 
-WEB_SCRIPT = r"""mkdir -p /www/cgi-bin
-printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$(hostname) $REMOTE_ADDR"\n' \
-  > /www/cgi-bin/who
-chmod +x /www/cgi-bin/who
-trap 'sleep 1; exit 0' TERM
-httpd -f -p 8080 -h /www & wait
-"""
-
-
 def manifests(registry: str, replicas: int = 3) -> dict[str, str]:
     image = f"{registry}/podyard/busybox:1"
-    script = "".join(f"              {line}\n" for line in WEB_SCRIPT.splitlines())
     sleeper = "[sh, -c, \"trap 'exit 0' TERM; sleep 3600 & wait\"]"
     return {
-        "web": f"""\
-apiVersion: v1
-kind: ReplicationController
-metadata:
-  name: web
-spec:
-  replicas: {replicas}
-  selector:
-    app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      terminationGracePeriodSeconds: 3
-      containers:
-        - name: web
-          image: {image}
-          command: [sh, -c]
-          args:
-            - |
-{script}          ports:
-            - name: http
-              containerPort: 8080
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  type: NodePort
-  selector:
-    app: web
-  ports:
-    - name: http
-      port: 80
-      targetPort: http
-      nodePort: {NODE_PORT}
-""",
+        "web": web_service("default", replicas, image, node_port=NODE_PORT),
         "client": f"""\
 apiVersion: v1
 kind: Pod
