@@ -100,6 +100,7 @@ bench: venv images  ## The benchmarks, each rewriting its bench/results/<name>.m
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/converge.py --pods 100 --idle-pods 500 --parallelism 8 --rounds 2
 	$(BIN)/python bench/watch.py --rounds 5
+	$(BIN)/python bench/services.py
 
 bench-lab: venv docker tools  ## Time the lab from nothing and its idempotent second run
 	$(BIN)/python bench/lab.py --cold --output bench/results/lab.md
