@@ -30,7 +30,7 @@ BINARIES = {  # path in the image: where it comes from, and the Debian package t
 }
 BUSYBOX = Path("/bin/busybox")  # static (busybox-static): the scripts' shell and tools
 APPLETS = ("sh", "sleep", "grep", "sed", "cat", "mv", "cp", "rm", "mkdir", "kill", "cmp",
-           "touch", "echo", "tr")
+           "touch", "echo", "tr", "awk")
 IPTABLES = ("iptables", "iptables-restore", "iptables-save")
 
 # The rule agent's main process: it keeps watch over the canary and the jumps, and exits
@@ -69,22 +69,27 @@ while read -r table chain rule; do
   eval "iptables -t $table -C $chain $rule" 2>/dev/null ||
     eval "iptables -t $table -I $chain 1 $rule"
 done < next/jumps
-canary=$(cat next/canary)
-prefix=${canary%-CANARY}
-for table in nat filter; do
-  iptables-save -t "$table" | sed -n "s/^:\($prefix-[^ ]*\) .*/$table \1/p"
-done > have
-grep -vxF -f next/chains have > stale || true
-if [ -s stale ]; then
+# Lines of file $2 that are not in file $1, in linear time.
+missing() { awk 'NR == FNR { seen[$0]; next } !($0 in seen)' "$1" "$2"; }
+if [ ! -f next/partial ]; then
+  # A whole rule set: our chains it no longer has go. (A partial one deletes them itself.)
+  canary=$(cat next/canary)
+  prefix=${canary%-CANARY}
   for table in nat filter; do
-    echo "*$table"
-    grep "^$table " stale | while read -r t c; do echo ":$c - [0:0]"; done
-    grep "^$table " stale | while read -r t c; do echo "-X $c"; done
-    echo COMMIT
-  done | iptables-restore --noflush
+    iptables-save -t "$table" | sed -n "s/^:\($prefix-[^ ]*\) .*/$table \1/p"
+  done > have
+  missing next/chains have > stale
+  if [ -s stale ]; then
+    for table in nat filter; do
+      echo "*$table"
+      grep "^$table " stale | while read -r t c; do echo ":$c - [0:0]"; done
+      grep "^$table " stale | while read -r t c; do echo "-X $c"; done
+      echo COMMIT
+    done | iptables-restore --noflush
+  fi
 fi
 if [ -f current/udp ]; then
-  grep -vxF -f next/udp current/udp | while read -r ip port ep; do
+  missing next/udp current/udp | while read -r ip port ep; do
     case "$ip $ep" in
       "#"*) continue ;;
       *" -") set -- --orig-dst "$ip" ;;

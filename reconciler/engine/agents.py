@@ -105,6 +105,7 @@ class Agents:
         self._lock = threading.Lock()
         self._claims: dict[str, observe.Claim] | None = None  # by volume name
         self._digests: dict[str, str] = {}  # container id -> digest it applied
+        self._applied: dict[str, rules.RuleSet] = {}  # the rule agent's id -> its rules
         self._image = ""
         self._subnet: str | None = None
 
@@ -207,10 +208,21 @@ class Agents:
     def program_rules(self, ruleset: rules.RuleSet) -> str:
         """The rule agent running (a new one if it stopped), then the whole set applied."""
         agent = self._ensure(PROXY)
-        self._put(agent, "next", ruleset.files())
-        self._exec(agent, ["/bin/sh", "/agent/apply"], "apply service rules")
+        with self._lock:
+            applied = self._applied.get(agent)
+            current = self._digests.get(agent)
+        # Only the chains that changed, when this agent's rules are known to be `applied`.
+        since = applied if applied is not None and applied.digest == current else None
+        try:
+            self._put(agent, "next", ruleset.files(since))
+            self._exec(agent, ["/bin/sh", "/agent/apply"], "apply service rules")
+        except errors.PodyardError:
+            with self._lock:
+                self._applied.pop(agent, None)  # the next attempt sends the whole set
+            raise
         with self._lock:
             self._digests[agent] = ruleset.digest
+            self._applied = {agent: ruleset}  # one rule agent per node and scope
         return agent
 
     def program_dns(self, records: services.DnsRecords) -> str:

@@ -180,3 +180,21 @@ def test_the_files_the_agent_reads_hold_the_rules_chains_jumps_and_canary() -> N
     assert "nat PREROUTING " in files["jumps"] and "filter INPUT " in files["jumps"]
     assert files["chains"].splitlines() == list(ruleset.chains)
     assert "-A PODYARD-CANARY -j RETURN" in table(ruleset.text, "filter")
+
+
+def test_a_delta_rewrites_only_the_chains_that_changed_and_deletes_the_gone_ones() -> None:
+    old = render(view(endpoints=FOUR))
+    new = render(view(endpoints=FOUR[:3]))
+    text = new.files(since=old)["rules"]
+    declared = re.findall(r"^:(\S+) ", text, re.MULTILINE)
+    deleted = re.findall(r"^-X (\S+)$", text, re.MULTILINE)
+    gone = set(re.findall(r"^:(\S+-SEP-\S+) ", old.text, re.MULTILINE)) - set(
+        re.findall(r"^:(\S+-SEP-\S+) ", new.text, re.MULTILINE))
+    assert len(gone) == 1 and deleted == sorted(gone)
+    # The service's chain changed (one endpoint fewer); the other endpoints' chains did not.
+    assert any("-SVC-" in c for c in declared)
+    assert not any(c in declared for c in re.findall(r"^:(\S+-SEP-\S+) ", new.text, re.M))
+    assert text.count("COMMIT") == 2 and new.files(since=old)["partial"] == "yes\n"
+    assert "partial" not in new.files()
+    unchanged = new.files(since=new)["rules"]
+    assert unchanged == "*nat\nCOMMIT\n*filter\nCOMMIT\n"
