@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -111,12 +112,19 @@ class Pods:
         return found
 
     def run(self, pod: str, script: str, timeout: int = 120) -> str:
-        node, _ = self.running(pod)[pod]
-        api = self.clients[node].api
-        apps = [c for c in api.containers(filters={"label": [
-            "io.podyard.managed=true", f"io.podyard.pod.name={pod}",
-            "io.podyard.pod.namespace=default",
-        ]}) if c["Labels"]["io.podyard.container.name"] != "POD"]
+        """Run a script in the pod's app container (waiting a little for it to start)."""
+        deadline = time.monotonic() + 30
+        while True:
+            node, _ = self.running(pod)[pod]
+            api = self.clients[node].api
+            apps = [c for c in api.containers(filters={"label": [
+                "io.podyard.managed=true", f"io.podyard.pod.name={pod}",
+                "io.podyard.pod.namespace=default",
+            ]}) if c["Labels"]["io.podyard.container.name"] != "POD"]
+            if apps or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert apps, f"pod {pod} has no running app container"
         started = api.exec_create(apps[0]["Id"], ["timeout", str(timeout), "sh", "-c", script])
         return str(api.exec_start(started["Id"]).decode(errors="replace"))
 
