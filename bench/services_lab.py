@@ -19,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # Run as `python bench/services_lab.py` from the repository root: make `bench` and `tests`
@@ -50,6 +51,10 @@ def first_answers(pods: Pods, offset: float) -> dict[str, float]:
         if len(parts) >= 2:
             seen.setdefault(parts[1], float(parts[0]) + offset)
     return seen
+
+
+def answered(pods: Pods, offset: float, pod: str) -> Callable[[], bool]:
+    return lambda: pod in first_answers(pods, offset)
 
 
 def started_at(lab: hosts.Lab, pod: str, node: str) -> float:
@@ -101,7 +106,7 @@ def main() -> None:
             (new,) = set(pods.running("web-")) - before
             node = pods.running("web-")[new][0]
             operate.wait_until("its first answer through the ClusterIP",
-                               lambda: new in first_answers(pods, offset), 30)
+                               answered(pods, offset, new), 30)
             latency = first_answers(pods, offset)[new] - started_at(lab, new, node)
             print(f"round {i + 1}: {new} on {node}: {latency * 1000:.0f} ms", flush=True)
             latencies.append(latency)
