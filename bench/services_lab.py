@@ -16,6 +16,7 @@ Usage: .venv/bin/python bench/services_lab.py [--rounds 7]
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import time
@@ -86,8 +87,7 @@ def main() -> None:
         operate.wait_until("one web pod and the client", lambda: len(pods.running("web-")) == 1
                            and "client" in pods.running("client"), 180)
         lookup = pods.run("client", "nslookup web.default.svc.cluster.local 2>&1")
-        ip = next(line.split()[-1] for line in lookup.splitlines()
-                  if line.startswith("Address") and "10.96." in line)
+        ip = re.findall(r"Address: (10\.96\.\d+\.\d+)$", lookup, re.M)[0]  # not the server's
         pods.run("client", "rm -f /tmp/log")
         started = pods.running("client")["client"][0]
         client = lab.engine(started)
