@@ -96,6 +96,10 @@ class Controller:
             [model.DesiredState, observation.View, plan.Plan], None] | None = None
         self._desired = model.DesiredState()
         self.scope = next((d.scope for d in drivers.values() if d.scope), "")
+        # The watch loop's finished passes and how long the last one took (manifests loaded,
+        # observed, planned, applied), for the status file.
+        self.passes = 0
+        self.last_pass_seconds = 0.0
 
     def survey(self) -> observation.View:
         """Every node probed and listed at once; the silent ones judged (`observation.py`)."""
@@ -204,10 +208,16 @@ class Controller:
             self.scope, self.health, self.observer, names, the_plan, self.clock(),
             {"applied": self.applied_revision, "problem": self.manifests_problem},
             self._desired.controllers,
+            {"finished": self.passes, "lastSeconds": round(self.last_pass_seconds, 6)},
         )
         if not status.write(path, doc) and not self._status_warned:
             self._status_warned = True
             self.reporter.warn(f"cannot write the status file {path}; podyard get shows less")
+
+    def timed(self, seconds: float) -> None:
+        """Count a finished pass of the watch loop and how long it took, load included."""
+        self.passes += 1
+        self.last_pass_seconds = seconds
 
     def _schedulable(self, node: str) -> bool:
         return self.health.ready(node) and node in self._available

@@ -38,14 +38,18 @@ def document(
     now: float,
     manifests: dict[str, str] | None = None,
     controllers: tuple[model.ReplicationController, ...] = (),
+    passes: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The status of one pass, as plain JSON data; `manifests`: the revision applied, and
     why the newest one is not (invalid, or a commit signature refused), if it is not;
-    `controllers`: the RCs applied, whose desired replicas `podyard get rc` shows."""
+    `controllers`: the RCs applied, whose desired replicas `podyard get rc` shows; `passes`:
+    how many passes the watch loop has finished and how long the last one took (written
+    during a pass, it is the one before)."""
     return {
         "scope": scope,
         "time": now,
         "manifests": manifests or {},
+        "passes": passes or {},
         "nodes": {name: _node(name, nodes, observer) for name in names},
         "pending": [
             {"namespace": ns, "name": name, "reason": reason}

@@ -83,6 +83,7 @@ def watch(
             if time.monotonic() >= resync_at:
                 controller.resync()
                 resync_at = time.monotonic() + controller.options.resync
+            started = time.monotonic()
             desired, changed = _reload(load, desired, controller)
             if desired is None:
                 wait = controller.options.resync
@@ -98,6 +99,7 @@ def watch(
                 controller.reporter.warn(f"{e}; retrying in {retry:.1f}s")
                 wait, retry = retry, min(retry * 2, 10.0)
                 continue
+            controller.timed(time.monotonic() - started)
             retry = 0.5
             wait = _next_wait(result, controller.options.resync)
             if changed and result.plan.empty:
@@ -168,6 +170,20 @@ class _FileObserver(Protocol):
     def stop(self) -> None: ...
 
 
+# File events that only read: every load opens HEAD and the branch's ref to resolve them, so
+# waking on these would make each pass wake the next one, for ever.
+READS = ("opened", "closed_no_write")
+
+
+def ref_moved(event_type: str, path: Path, git_dir: Path) -> bool:
+    """Whether a file event is HEAD, packed-refs or a ref of `git_dir` written (not read, not
+    a lock file)."""
+    if event_type in READS or not path.is_relative_to(git_dir) or path.name.endswith(".lock"):
+        return False
+    inside = path.relative_to(git_dir).parts
+    return bool(inside) and inside[0] in ("HEAD", "packed-refs", "refs")
+
+
 def _watch_refs(git_dir: Path, trigger: Trigger) -> _FileObserver:
     """Fire when HEAD or a ref of the repository moves (a commit, a fetch, a reset)."""
     from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -176,10 +192,7 @@ def _watch_refs(git_dir: Path, trigger: Trigger) -> _FileObserver:
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
             path = Path(str(getattr(event, "dest_path", "") or event.src_path))
-            inside = path.relative_to(git_dir).parts if path.is_relative_to(git_dir) else ()
-            if not inside or path.name.endswith(".lock"):
-                return
-            if inside[0] in ("HEAD", "packed-refs", "refs"):
+            if ref_moved(event.event_type, path, git_dir):
                 trigger.fire(f"file {event.event_type} {path}")
 
     observer = Observer()
@@ -197,7 +210,7 @@ def _watch_files(paths: list[Path], trigger: Trigger) -> _FileObserver:
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
             path = str(event.src_path)
-            if event.event_type in ("opened", "closed_no_write"):
+            if event.event_type in READS:
                 return
             if any(part.startswith(".") for part in Path(path).parts[-4:]):
                 return

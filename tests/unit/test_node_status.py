@@ -48,6 +48,15 @@ def test_the_status_file_says_what_only_the_controller_knows(tmp_path: Path) -> 
     ]
 
 
+def test_the_status_file_carries_the_last_finished_passs_duration() -> None:
+    judged = health.Health(grace=4, eviction_delay=4)
+    observer = observation.Observer({}, judged, clock=lambda: 0, report=lambda t: None)
+    doc = status.document("default", judged, observer, [], plan.Plan(), 0.0, None, (),
+                          {"finished": 3, "lastSeconds": 0.052})
+    assert doc["passes"] == {"finished": 3, "lastSeconds": 0.052}
+    assert status.document("default", judged, observer, [], plan.Plan(), 0.0)["passes"] == {}
+
+
 def test_a_status_file_that_cannot_be_written_is_not_an_error(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("")
