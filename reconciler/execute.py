@@ -5,9 +5,12 @@ then every deletion, then every creation, then every container restart, and rele
 A deleted pod frees its node and its host ports before a new one arrives; a pod serving a
 Service is deleted only once every node's rules without it are in place (if one node could
 not take them, such deletions wait for the next pass). It also keeps the accounting of what
-happened. One failed action is recorded and does not stop the others; the
-next pass plans again. It makes no decision of its own and never talks to Docker except
-through `engine.driver.Driver`; it does not retry (`control/` does).
+happened. One failed action is recorded and does not stop the others; the next pass plans
+again. A node that stops answering while its actions are under way is not waited for: they
+are recorded as failed at once and the apply goes on, so a host that vanished mid-call holds
+up no other node (its calls end at their own timeout). It makes no decision of its own and
+never talks to Docker except through `engine.driver.Driver`; it does not retry (`control/`
+does).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -59,6 +63,9 @@ class Outcome:
 
 
 OnResult = Callable[[Result], None]
+Lost = Callable[[str], bool]  # whether a node has stopped answering
+
+LOST_CHECK = 0.25  # seconds between looks at whether a node with actions under way was lost
 
 
 def apply(
@@ -68,13 +75,15 @@ def apply(
     parallelism: int = 8,
     on_result: OnResult | None = None,
     stop: threading.Event | None = None,
+    lost: Lost | None = None,
 ) -> Outcome:
     """Run the plan's deletions, then creations, then restarts; report each as it ends.
 
     `on_result` is called from worker threads, one call at a time. Once `stop` is set no
-    further action starts; actions under way finish and are reported.
+    further action starts; actions under way finish and are reported. Once `lost(node)` holds,
+    that node's actions under way are reported as failed and no longer waited for.
     """
-    run = _Run(drivers, on_result, stop or threading.Event())
+    run = _Run(drivers, on_result, stop or threading.Event(), lost or (lambda _node: False))
     started = time.monotonic()
     pools = {name: ThreadPoolExecutor(max(1, parallelism), f"apply-{name}") for name in drivers}
     try:
@@ -92,8 +101,9 @@ def apply(
         for group in (deletes, the_plan.creates(), the_plan.restarts(), the_plan.releases()):
             run.group(group, pools)
     finally:
-        for pool in pools.values():
-            pool.shutdown(wait=True)
+        for name, pool in pools.items():
+            # A lost node's calls end at their own timeout; nothing waits for them.
+            pool.shutdown(wait=name not in run.lost_nodes, cancel_futures=name in run.lost_nodes)
     return Outcome(tuple(run.results), tuple(run.skipped), time.monotonic() - started)
 
 
@@ -102,28 +112,46 @@ class _Run:
 
     def __init__(
         self, drivers: Mapping[str, driver.Driver], on_result: OnResult | None,
-        stop: threading.Event,
+        stop: threading.Event, lost: Lost,
     ) -> None:
         self.drivers = drivers
         self.on_result = on_result
         self.stop = stop
+        self.lost = lost
         self.lock = threading.Lock()
         self.results: list[Result] = []
         self.skipped: list[plan.Action] = []
+        self.lost_nodes: set[str] = set()
+        self._reported: set[int] = set()  # id() of the actions whose result is recorded
 
     def group(
         self, actions: Iterable[plan.Action], pools: Mapping[str, ThreadPoolExecutor]
     ) -> None:
         """Run one group across every node and wait for all of it: groups do not overlap."""
-        futures: list[Future[None]] = []
+        pending: dict[Future[None], plan.Action] = {}
         for action in actions:
             pool = pools.get(action.node)
             if pool is None:
                 self.finish(action, errors.ClusterError(f"unknown node {action.node}"), 0.0)
-                continue
-            futures.append(pool.submit(self.one, action))
-        for future in futures:
-            future.result()  # re-raises only a failing on_result callback
+            elif action.node in self.lost_nodes:
+                self.abandon(action)
+            else:
+                pending[pool.submit(self.one, action)] = action
+        while pending:
+            done, _ = wait_for(pending, timeout=LOST_CHECK, return_when=FIRST_COMPLETED)
+            for future in done:
+                del pending[future]
+                future.result()  # re-raises only a failing on_result callback
+            for future, action in list(pending.items()):
+                if action.node in self.lost_nodes or self.lost(action.node):
+                    del pending[future]
+                    self.abandon(action)
+
+    def abandon(self, action: plan.Action) -> None:
+        """The action's node stopped answering: report it failed now, ignore how it ends."""
+        with self.lock:
+            self.lost_nodes.add(action.node)
+        self.finish(action, errors.Unreachable(f"node {action.node} stopped answering"), 0.0)
 
     def failed_programs(self) -> list[str]:
         """The nodes whose Service rules could not be applied so far."""
@@ -133,6 +161,8 @@ class _Run:
 
     def one(self, action: plan.Action) -> None:
         """Run one action unless a stop was requested; never raises for the action's error."""
+        if action.node in self.lost_nodes:
+            return  # reported failed when its node was lost, while it waited for a thread
         if self.stop.is_set():
             with self.lock:
                 self.skipped.append(action)
@@ -146,8 +176,13 @@ class _Run:
         self.finish(action, error, time.monotonic() - started)
 
     def finish(self, action: plan.Action, error: Exception | None, seconds: float) -> None:
+        """Record how the action ended; only the first word counts (an abandoned action's
+        call may still end later, and is then ignored)."""
         result = Result(action, error, seconds)
         with self.lock:
+            if id(action) in self._reported:
+                return
+            self._reported.add(id(action))
             self.results.append(result)
             if self.on_result is not None:
                 self.on_result(result)

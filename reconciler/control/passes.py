@@ -254,6 +254,7 @@ class Controller:
             parallelism=self.options.parallelism,
             on_result=self._acted,
             stop=stop,
+            lost=lambda node: not self.health.ready(node),
         )
         return PassResult(the_plan, outcome, len(view.pods))
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from reconciler import labels
+
 from .hosts import Lab, wait_for_ssh
 from .operate import NETWORK, bare_pod, count, push, rc, running, wait_until
 
@@ -20,6 +22,8 @@ pytestmark = pytest.mark.lab
 # The failure timeline of the lab's controller (the controller role's defaults): NotReady
 # after 4 s without an answer, pods replaced 4 s later; then the pods' own start.
 FAILOVER_BUDGET = 4 + 4 + 30
+# Pod containers only: the node agents (rules and DNS) are podyard's too, and belong there.
+POD_UID = labels.UID
 
 
 @pytest.fixture
@@ -86,8 +90,8 @@ def test_a_stopped_node_is_replaced_and_comes_back_without_duplicates(
     wait_for_ssh(lab, lost)
     wait_until(
         "exact totals once the node is back",
-        lambda: lab.ssh(lost, "docker ps -aq --filter label=io.podyard.managed=true").strip()
-        == "" and sum(count(lab, "moving-").values()) == 5,
+        lambda: lab.ssh(lost, f"docker ps -aq --filter label={POD_UID}").strip() == ""
+        and sum(count(lab, "moving-").values()) == 5,
         90,
     )
     assert sum(count(lab, "solo").values()) == 1  # never two copies of a bare pod
@@ -140,6 +144,6 @@ def test_a_killed_controller_is_restarted_and_leaves_exactly_what_was_declared(
     time.sleep(3)
     assert sum(count(lab, "many-").values()) == 20
     for node in lab.nodes:
-        exited = lab.ssh(node, "docker ps -aq --filter label=io.podyard.managed=true "
+        exited = lab.ssh(node, f"docker ps -aq --filter label={POD_UID} "
                                "--filter status=exited --filter status=created")
         assert exited.strip() == "", f"{node} holds half-made pods"

@@ -146,6 +146,27 @@ def test_an_unknown_node_fails_its_action_only() -> None:
     assert [type(r.error) for r in outcome.failed] == [errors.ClusterError]
 
 
+def test_a_node_lost_mid_apply_is_not_waited_for() -> None:
+    before = threading.active_count()
+    release = threading.Event()
+    n1, n2 = FakeDriver("n1"), FakeDriver("n2", hold=lambda: release.wait(10))
+    seen: list[execute.Result] = []
+    # n2 counts as lost as soon as its first call is under way, and that call hangs.
+    the_plan = plan.Plan((delete("a", "n2"), create("b", "n2"), create("c", "n1")))
+    try:
+        outcome = run(the_plan, n1, n2, lost=lambda node: node == "n2" and n2.running > 0,
+                      on_result=seen.append)
+        assert n1.calls == ["create c"] and n2.calls == []  # the apply went on without n2
+    finally:
+        release.set()  # the hung call ends late: it is not reported a second time
+    assert [type(r.action) for r in outcome.failed] == [plan.DeletePod, plan.CreatePod]
+    assert all("n2 stopped answering" in str(r.error) for r in outcome.failed)
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert n2.calls == ["delete a"] and len(seen) == 3
+
+
 @pytest.fixture(autouse=True)
 def _no_threads_left() -> Iterator[None]:
     before = threading.active_count()
