@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from .hosts import PKI_DIR, Lab
+from .engine_api import engine_version
+from .hosts import Lab
 from .operate import push, wait_until
 
 pytestmark = pytest.mark.lab
@@ -46,26 +47,10 @@ def test_tls_api_answers_a_client_with_the_cluster_certificate(lab: Lab) -> None
             client.close()
 
 
-def ask_version_without_a_client_certificate(address: str) -> bytes:
-    """Speak TLS to an engine's API without a client certificate; return its answer."""
-    context = ssl.create_default_context(cafile=str(PKI_DIR / "ca.pem"))
-    context.check_hostname = False
-    with (
-        socket.create_connection((address, 2376), timeout=10) as raw,
-        context.wrap_socket(raw) as tls,
-    ):
-        # With TLS 1.3 the server's refusal arrives with the first read.
-        tls.sendall(b"GET /version HTTP/1.0\r\n\r\n")
-        answer = tls.recv(1024)
-        if not answer:
-            raise ConnectionResetError("closed without an answer")
-        return answer
-
-
 def test_tls_api_refuses_a_client_without_the_cluster_certificate(lab: Lab) -> None:
     for node in lab.nodes:
         with pytest.raises((ssl.SSLError, ConnectionError)):
-            ask_version_without_a_client_certificate(lab.addresses[node])
+            engine_version(lab.addresses[node], None)
 
 
 def test_plain_tcp_port_2375_is_closed(lab: Lab) -> None:

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .engine_api import ADMIN, CONTROLLER, engine_version
 from .hosts import LAB_DIR, PKI_DIR, Lab, require_success, run_playbook
 from .operate import push, running, wait_until
 from .test_pki import expiring_copy
@@ -209,8 +210,22 @@ def test_kubeconfig_is_private_and_holds_the_admin_certificate(lab: Lab) -> None
     cert = x509.load_pem_x509_certificate(
         base64.b64decode(user["user"]["client-certificate-data"]))
     assert cert.subject.rfc4514_string() == "CN=kubernetes-admin,O=system:masters"
-    ca = x509.load_pem_x509_certificate((PKI_DIR / "ca.pem").read_bytes())
+    # Signed by the API clients CA, which only the Kubernetes API trusts.
+    ca = x509.load_pem_x509_certificate((PKI_DIR / "api-clients-ca.pem").read_bytes())
     assert cert.issuer == ca.subject
+
+
+def test_the_admin_certificate_opens_no_engine_and_the_engines_one_opens_no_api(
+        kubectl: Kubectl, lab: Lab, tmp_path: Path) -> None:
+    # Whoever holds the kubeconfig reads the cluster; it does not make them root on the nodes.
+    for node in lab.nodes:
+        assert engine_version(lab.addresses[node], CONTROLLER).startswith(b"HTTP/1.0 200")
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            engine_version(lab.addresses[node], ADMIN)
+    # And the controller's certificate, root on the engines, is no API client.
+    assert f"{RC}-" in kubectl.ok("get", "pods")
+    refused = kubectl.run("get", "pods", kubeconfig=kubeconfig_as(tmp_path, CONTROLLER))
+    assert refused.returncode != 0 and f"{RC}-" not in refused.stdout, refused
 
 
 def test_api_listens_on_the_masters_address_with_files_only_its_account_reads(lab: Lab) -> None:

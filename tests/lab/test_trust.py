@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from .engine_api import CONTROLLER, engine_version
 from .hosts import PKI_DIR, SSH_KEY, SSH_OPTIONS, Lab
 from .operate import (
     BRANCH,
@@ -193,31 +194,13 @@ def test_registry_refuses_a_client_without_a_certificate(lab: Lab) -> None:
 
 def test_registry_refuses_the_controllers_certificate(lab: Lab) -> None:
     # Signed by the cluster CA for the engines' APIs; the registry trusts only its clients CA.
-    controller = (PKI_DIR / "controller.pem", PKI_DIR / "controller-key.pem")
     with pytest.raises((ssl.SSLError, ConnectionError)):
-        registry_answer(lab, controller)
-
-
-def engine_version(address: str, client_cert: tuple[Path, Path]) -> bytes:
-    """GET /version from an engine's TLS API with the given client certificate."""
-    context = ssl.create_default_context(cafile=str(PKI_DIR / "ca.pem"))
-    context.check_hostname = False
-    context.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
-    with (
-        socket.create_connection((address, 2376), timeout=10) as raw,
-        context.wrap_socket(raw) as tls,
-    ):
-        tls.sendall(b"GET /version HTTP/1.0\r\n\r\n")
-        answer = tls.recv(1024)
-        if not answer:
-            raise ConnectionResetError("closed without an answer")
-        return answer
+        registry_answer(lab, CONTROLLER)
 
 
 def test_a_nodes_registry_key_opens_no_engine(lab: Lab) -> None:
     first, second = lab.nodes[:2]
-    controller = (PKI_DIR / "controller.pem", PKI_DIR / "controller-key.pem")
-    assert engine_version(lab.addresses[second], controller).startswith(b"HTTP/1.0 200")
+    assert engine_version(lab.addresses[second], CONTROLLER).startswith(b"HTTP/1.0 200")
     with pytest.raises((ssl.SSLError, ConnectionError)):
         engine_version(lab.addresses[second], registry_client(first))
 
