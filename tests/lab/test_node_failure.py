@@ -128,6 +128,12 @@ def test_a_cut_off_node_is_replaced_and_no_duplicates_remain_once_it_heals(
     )
     time.sleep(3)  # another pass or two: nothing comes back, nothing is added
     assert sum(count(lab, "cutoff-").values()) == 4
+    # Its routes to the other pod subnets went with its interface; its pod network unit puts
+    # them back without a reboot.
+    routes = [f"ip -4 route show exact {lab.pod_subnets[other]} via {lab.addresses[other]}"
+              for other in lab.nodes if other != cut]
+    wait_until(f"{cut}'s routes to the other nodes' pods",
+               lambda: all(lab.ssh(cut, route, check=False).strip() for route in routes), 30)
 
 
 def test_a_killed_controller_is_restarted_and_leaves_exactly_what_was_declared(
