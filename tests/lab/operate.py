@@ -5,6 +5,7 @@ Shared by the lab tests and `bench/failover.py`.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 import time
@@ -133,6 +134,25 @@ def count(lab: Lab, prefix: str, nodes: list[str] | None = None) -> dict[str, in
         n: sum(name.startswith(prefix) for name in running(lab, n))
         for n in (nodes or lab.nodes)
     }
+
+
+STATUS = "/run/podyard/status-default.json"  # the controller's status file on the master
+
+
+def passes_finished(lab: Lab) -> int:
+    """How many passes the master's controller has finished (its status file says)."""
+    status = lab.ssh(lab.masters[0], f"cat {STATUS}", check=False)
+    try:
+        return int(json.loads(status)["passes"]["finished"])
+    except (ValueError, KeyError, TypeError):
+        return -1  # not written yet, or being replaced
+
+
+def settle(lab: Lab) -> None:
+    """Wait until the pass under way now has finished: pods a test counts on the engines may
+    still be in the middle of their creation, which a node failed now would cut short."""
+    now = passes_finished(lab)
+    wait_until("the controller's pass under way to finish", lambda: passes_finished(lab) > now, 60)
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float) -> float:

@@ -523,7 +523,7 @@ def test_an_api_certificate_expiring_within_30_days_is_reissued_and_served(
     # A source tree changed since the last run also reinstalls podyard: that is not the PKI.
     assert tasks - REINSTALL == {
         "Sign the API server's certificate (again when it expires within the renewal period)",
-        "Copy the Kubernetes API's certificate and the CA its clients are checked against",
+        "Copy the Kubernetes API's certificate",
         "Restart the controller with its new certificates",
     }, run.changed_tasks
     # The controller was restarted with it, and kubectl goes on with the same kubeconfig.

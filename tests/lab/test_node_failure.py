@@ -15,7 +15,7 @@ import pytest
 from reconciler import labels
 
 from .hosts import Lab, wait_for_ssh
-from .operate import NETWORK, bare_pod, count, push, rc, running, wait_until
+from .operate import NETWORK, bare_pod, count, push, rc, running, settle, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -73,6 +73,7 @@ def test_a_stopped_node_is_replaced_and_comes_back_without_duplicates(
         and sum(count(lab, "solo").values()) == 1,
         120,
     )
+    settle(lab)
     subprocess.run(["docker", "stop", "-t", "1", f"podyard-lab-{lost}"], check=True,
                    capture_output=True, timeout=120)
     seconds = wait_until(
@@ -106,6 +107,7 @@ def test_a_cut_off_node_is_replaced_and_no_duplicates_remain_once_it_heals(
     push(lab, cutoff=rc("cutoff", 4, lab.registry))
     wait_until("4 replicas over both nodes", lambda: count(lab, "cutoff-") == {
         n: 2 for n in lab.nodes}, 120)
+    settle(lab)
     before = count(lab, "cutoff-")
     subprocess.run(["docker", "network", "disconnect", NETWORK, f"podyard-lab-{cut}"],
                    check=True, capture_output=True)
