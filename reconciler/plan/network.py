@@ -53,10 +53,10 @@ def services_plan(
         dns = (allocation.dns_ip, dns_agent.ip) if dns_agent and dns_agent.running and \
             dns_agent.ip and allocation.dns_ip else None
         ruleset = rules.for_node(common, dns)
-        why = _lagging(state.proxy, ruleset.digest)
+        why = _lagging(state.proxy, ruleset.digest, "rules")
         if why:
             todo.append(actions.ProgramRules(node, ruleset, why))
-        why = _lagging(dns_agent, records.digest)
+        why = _lagging(dns_agent, records.digest, "records")
         if why:
             todo.append(actions.ProgramDNS(node, records, why))
     return dataclasses.replace(
@@ -138,13 +138,14 @@ def _derive(
     return derived
 
 
-def _lagging(agent: observe.Agent | None, digest: str) -> str:
+def _lagging(agent: observe.Agent | None, digest: str, what: str) -> str:
+    """Why the agent must be given `what` again ("" if it holds them): the reason logged."""
     if agent is None:
         return "agent missing"
     if not agent.running:
         return "agent stopped"
     if agent.digest != digest:
-        return "records changed" if agent.digest else "not yet applied"
+        return f"{what} changed" if agent.digest else "not yet applied"
     return ""
 
 

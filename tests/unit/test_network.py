@@ -151,7 +151,7 @@ def test_the_status_reports_each_service_s_address_ports_and_endpoints() -> None
     [
         (None, "same", {"ProgramRules": "agent missing"}),
         (agent(running=False), "same", {"ProgramRules": "agent stopped"}),
-        (agent("0123456789abcdef"), "same", {"ProgramRules": "records changed"}),
+        (agent("0123456789abcdef"), "same", {"ProgramRules": "rules changed"}),
         ("same", None, {"ProgramDNS": "agent missing"}),
         ("same", agent("0123456789abcdef", ip=DNS_IPS["n2"]), {"ProgramDNS": "records changed"}),
     ],
@@ -167,7 +167,7 @@ def test_a_lagging_agent_is_programmed_and_only_on_its_node(
     )
     p = services_plan(desired(), PODS, found)
     if dns is None:  # without a DNS container, n2's rules send nothing to one
-        reasons = {**reasons, "ProgramRules": "records changed"}
+        reasons = {**reasons, "ProgramRules": "rules changed"}
     assert {type(a).__name__: a.reason for a in p.programs()} == reasons
     assert {a.node for a in p.actions} == {"n2"}
 
