@@ -25,14 +25,10 @@ SLEEPER = "[sh, -c, \"trap 'exit 0' TERM; sleep 3600 & wait\"]"
 FAILURES = ("runner_on_failed", "runner_on_unreachable")
 
 
-def rc_manifest(namespace: str, replicas: int | str, image: str = BUSYBOX) -> str:
-    """A Namespace and an RC `web` of `replicas` SLEEPER pods in it, as one YAML stream."""
+def web_rc(namespace: str, replicas: int | str, grace: int, containers: str) -> str:
+    """An RC `web` (selector app=web) with the given container list, indented as a pod
+    template's `containers:` entries."""
     return f"""\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: {namespace}
----
 apiVersion: v1
 kind: ReplicationController
 metadata:
@@ -47,12 +43,25 @@ spec:
       labels:
         app: web
     spec:
-      terminationGracePeriodSeconds: 2
+      terminationGracePeriodSeconds: {grace}
       containers:
+{containers}"""
+
+
+def rc_manifest(namespace: str, replicas: int | str, image: str = BUSYBOX) -> str:
+    """A Namespace and an RC `web` of `replicas` SLEEPER pods in it, as one YAML stream."""
+    app = f"""\
         - name: app
           image: {image}
           command: {SLEEPER}
 """
+    return f"""\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {namespace}
+---
+{web_rc(namespace, replicas, 2, app)}"""
 
 
 # A web server answering /cgi-bin/who with "<pod name> <client address>". On SIGTERM it
@@ -74,23 +83,7 @@ def web_service(
     a NodePort is allocated unless `node_port` is given. `version` changes the template."""
     script = "".join(f"              {line}\n" for line in WHO_SCRIPT.splitlines())
     fixed = f"\n      nodePort: {node_port}" if node_port else ""
-    return f"""\
-apiVersion: v1
-kind: ReplicationController
-metadata:
-  name: web
-  namespace: {namespace}
-spec:
-  replicas: {replicas}
-  selector:
-    app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      terminationGracePeriodSeconds: 3
-      containers:
+    web = f"""\
         - name: web
           image: {image}
           imagePullPolicy: IfNotPresent
@@ -103,7 +96,9 @@ spec:
           ports:
             - name: http
               containerPort: 8080
----
+"""
+    return f"""\
+{web_rc(namespace, replicas, 3, web)}---
 apiVersion: v1
 kind: Service
 metadata:
