@@ -66,6 +66,7 @@ from bench import watch as watch_bench
 from reconciler import labels, model, observe
 from reconciler.engine import agents, client
 from reconciler.plan import actions, network, rules, services
+from tests import support
 
 BIN = Path(sys.executable).parent
 SERVICE_CIDR = "10.250.0.0/16"
@@ -328,28 +329,7 @@ def measure_applies(n: int, per: int, rounds: int, budget: float) -> Data:
 
 def web_manifest(namespace: str, replicas: int) -> str:
     """A Namespace, an RC `web` of httpd pods answering with their hostname, a Service `web`."""
-    return f"""\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: {namespace}
----
-apiVersion: v1
-kind: ReplicationController
-metadata:
-  name: web
-  namespace: {namespace}
-spec:
-  replicas: {replicas}
-  selector:
-    app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
+    app = f"""\
         - name: app
           image: {IMAGE}
           imagePullPolicy: IfNotPresent
@@ -357,7 +337,14 @@ spec:
           args: ["mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
           ports:
             - containerPort: 8080
+"""
+    return f"""\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {namespace}
 ---
+{support.web_rc(namespace, replicas, 1, app)}---
 apiVersion: v1
 kind: Service
 metadata:
