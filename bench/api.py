@@ -48,7 +48,6 @@ from typing import Any
 # Run as `python bench/api.py` from the repository root: make `bench` and `tests` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import docker
 import kubernetes
 import yaml
 
@@ -224,18 +223,6 @@ def passes(lab: hosts.Lab, count: int, gap: float) -> list[float]:
     return [seen[n] for n in sorted(seen)[1:]]
 
 
-def lab_running(lab: hosts.Lab) -> bool:
-    """Whether every lab host's container runs (`make lab` and the lab tests leave it so)."""
-    client = docker.from_env()
-    try:
-        states = [c.status for c in client.containers.list(
-            all=True, filters={"label": "io.podyard.lab=host"})
-            if c.name in {f"podyard-lab-{h}" for h in lab.masters + lab.nodes}]
-    finally:
-        client.close()
-    return len(states) == len(lab.masters + lab.nodes) and set(states) == {"running"}
-
-
 def controller_rss(lab: hosts.Lab) -> float:
     """The controller's resident memory on the master, in MiB."""
     pid = lab.ssh(lab.masters[0], "systemctl show -p MainPID --value podyard-controller").strip()
@@ -301,9 +288,9 @@ def main() -> None:
                         help="seconds between the passes woken (default 1)")
     parser.add_argument("--output", type=Path, default=report.default_output(__file__))
     args = parser.parse_args()
-    lab = hosts.describe_lab()
-    if not lab_running(lab) or not KUBECONFIG.exists():
-        sys.exit("the lab is not up: run `make lab` first")
+    lab = hosts.running_lab()
+    if not KUBECONFIG.exists():
+        sys.exit(f"no {KUBECONFIG}: run `make lab` first")
     # Each node's pod subnet holds its pods and its DNS agent (network, gateway, broadcast out).
     room = sum(ipaddress.ip_network(s).num_addresses - 4 for s in lab.pod_subnets.values())
     if args.pods > room:

@@ -70,7 +70,7 @@ def one_round(lab: hosts.Lab, lost: str, survivor: str) -> tuple[float, float]:
     hosts.wait_for_ssh(lab, lost)
     operate.wait_until(
         "exact totals",
-        lambda: lab.ssh(lost, "docker ps -aq --filter label=io.podyard.managed=true").strip() == ""
+        lambda: operate.pod_containers(lab, lost) == ""
         and sum(operate.count(lab, "failover-").values()) == REPLICAS,
         120,
     )
@@ -82,9 +82,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--output", type=Path, default=report.default_output(__file__))
     args = parser.parse_args()
-    lab = hosts.describe_lab()
-    if not hosts.lab_is_up(lab.masters + lab.nodes):
-        sys.exit("the lab is not up: run `make lab` first")
+    lab = hosts.running_lab()
     lost, survivor = lab.nodes[1], lab.nodes[0]
     failovers: list[float] = []
     returns: list[float] = []

@@ -338,12 +338,7 @@ def web_manifest(namespace: str, replicas: int) -> str:
           ports:
             - containerPort: 8080
 """
-    return f"""\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: {namespace}
----
+    return support.namespace_document(namespace) + f"""\
 {support.web_rc(namespace, replicas, 1, app)}---
 apiVersion: v1
 kind: Service

@@ -76,9 +76,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--output", type=Path, default=report.default_output(__file__))
     args = parser.parse_args()
-    lab = hosts.describe_lab()
-    if not hosts.lab_is_up(lab.masters + lab.nodes):
-        sys.exit("the lab is not up: run `make lab` first")
+    lab = hosts.running_lab()
     operate.push(lab, **manifests(lab.registry, replicas=1))
     pods = Pods(lab)
     latencies: list[float] = []

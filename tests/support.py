@@ -48,6 +48,11 @@ spec:
 {containers}"""
 
 
+def namespace_document(name: str) -> str:
+    """A Namespace, as the first document of a YAML stream (with its `---`)."""
+    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n---\n"
+
+
 def rc_manifest(namespace: str, replicas: int | str, image: str = BUSYBOX) -> str:
     """A Namespace and an RC `web` of `replicas` SLEEPER pods in it, as one YAML stream."""
     app = f"""\
@@ -55,13 +60,7 @@ def rc_manifest(namespace: str, replicas: int | str, image: str = BUSYBOX) -> st
           image: {image}
           command: {SLEEPER}
 """
-    return f"""\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: {namespace}
----
-{web_rc(namespace, replicas, 2, app)}"""
+    return namespace_document(namespace) + web_rc(namespace, replicas, 2, app)
 
 
 # A web server answering /cgi-bin/who with "<pod name> <client address>". On SIGTERM it

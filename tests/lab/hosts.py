@@ -115,9 +115,13 @@ def describe_lab(first_run: PlaybookRun | None = None) -> Lab:
 
 
 def lab_is_up(hosts: list[str]) -> bool:
-    """Whether every lab host's container is running and the lab was provisioned."""
-    if not STAMP.exists():
-        return False
+    """Whether every lab host's container is running and the lab tests provisioned it."""
+    return STAMP.exists() and hosts_running(hosts)
+
+
+def hosts_running(hosts: list[str]) -> bool:
+    """Whether every lab host's container is running (`make lab` and the lab tests leave them
+    so)."""
     client = docker.from_env()
     try:
         for host in hosts:
@@ -130,6 +134,14 @@ def lab_is_up(hosts: list[str]) -> bool:
     finally:
         client.close()
     return True
+
+
+def running_lab() -> Lab:
+    """The lab, for a benchmark: exits with a message when its hosts are not running."""
+    lab = describe_lab()
+    if not hosts_running(lab.masters + lab.nodes):
+        raise SystemExit("the lab is not up: run `make lab` first")
+    return lab
 
 
 def wait_for_ssh(lab: Lab, host: str, timeout: float = 90) -> None:

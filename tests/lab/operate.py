@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler import labels
+
 from .hosts import SSH_KEY, SSH_OPTIONS, Lab
 
 NETWORK = "podyard-lab"
@@ -126,6 +128,14 @@ def running(lab: Lab, node: str) -> dict[str, list[str]]:
     finally:
         client.close()
     return {c["Labels"]["io.podyard.pod.name"]: [c["Labels"]["io.podyard.owner"]] for c in found}
+
+
+def pod_containers(lab: Lab, node: str, *filters: str) -> str:
+    """The ids of the pod containers on a node's engine, in any state (narrowed by `docker ps`
+    filters such as "status=exited"), asked over SSH. The node agents are podyard's too, but
+    they belong on every node: they are not pods."""
+    narrowed = "".join(f" --filter {f}" for f in filters)
+    return lab.ssh(node, f"docker ps -aq --filter label={labels.UID}{narrowed}").strip()
 
 
 def count(lab: Lab, prefix: str, nodes: list[str] | None = None) -> dict[str, int]:

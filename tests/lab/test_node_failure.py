@@ -12,18 +12,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler import labels
-
 from .hosts import Lab, wait_for_ssh
-from .operate import NETWORK, bare_pod, count, push, rc, running, settle, wait_until
+from .operate import (
+    NETWORK,
+    bare_pod,
+    count,
+    pod_containers,
+    push,
+    rc,
+    running,
+    settle,
+    wait_until,
+)
 
 pytestmark = pytest.mark.lab
 
 # The failure timeline of the lab's controller (the controller role's defaults): NotReady
 # after 4 s without an answer, pods replaced 4 s later; then the pods' own start.
 FAILOVER_BUDGET = 4 + 4 + 30
-# Pod containers only: the node agents (rules and DNS) are podyard's too, and belong there.
-POD_UID = labels.UID
 
 
 @pytest.fixture
@@ -91,7 +97,7 @@ def test_a_stopped_node_is_replaced_and_comes_back_without_duplicates(
     wait_for_ssh(lab, lost)
     wait_until(
         "exact totals once the node is back",
-        lambda: lab.ssh(lost, f"docker ps -aq --filter label={POD_UID}").strip() == ""
+        lambda: pod_containers(lab, lost) == ""
         and sum(count(lab, "moving-").values()) == 5,
         90,
     )
@@ -152,6 +158,5 @@ def test_a_killed_controller_is_restarted_and_leaves_exactly_what_was_declared(
     time.sleep(3)
     assert sum(count(lab, "many-").values()) == 20
     for node in lab.nodes:
-        exited = lab.ssh(node, f"docker ps -aq --filter label={POD_UID} "
-                               "--filter status=exited --filter status=created")
-        assert exited.strip() == "", f"{node} holds half-made pods"
+        exited = pod_containers(lab, node, "status=exited", "status=created")
+        assert exited == "", f"{node} holds half-made pods"
